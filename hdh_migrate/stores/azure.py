@@ -1,0 +1,221 @@
+"""Azure Blob Storage backend (source side), on the official azure-storage-blob SDK."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
+
+from ..config import AzureSettings
+from ..errors import (
+    AccessDeniedError,
+    ContainerNotFoundError,
+    CredentialsError,
+    HdhMigrateError,
+    ObjectNotFoundError,
+    SourceChangedError,
+    StoreUnavailableError,
+    ThrottledError,
+)
+from .base import ObjectInfo, PutResult
+
+_MiB = 1024 * 1024
+
+
+class AzureBlobStore:
+    kind = "azure"
+
+    def __init__(
+        self,
+        settings: AzureSettings,
+        container: str,
+        *,
+        max_connections: int = 16,
+        max_single_get_size: int = 32 * _MiB,
+        retry_total: int = 4,
+    ) -> None:
+        self.settings = settings
+        self.container = container
+        # One pooled HTTP session shared by all worker threads, sized to the worker count: the SDK's
+        # default pool of 10 would drop connections (and re-handshake) as soon as more threads run.
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max_connections)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        kwargs: dict[str, Any] = {
+            "transport": RequestsTransport(session=session, session_owner=False),
+            # The SDK default waits 15 s before its first retry; an operator prefers fast, bounded tries
+            # and Airflow's own retry for anything longer.
+            "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retry_total),
+            "max_single_get_size": max_single_get_size,
+            "max_chunk_get_size": max_single_get_size,
+            "connection_timeout": 10,
+            "read_timeout": 120,
+        }
+        if settings.connection_string:
+            self._service = BlobServiceClient.from_connection_string(settings.connection_string.get(), **kwargs)
+        else:
+            credential: Any = None
+            if settings.account_key:
+                credential = settings.account_key.get()
+            elif settings.sas_token:
+                credential = settings.sas_token.get()
+            else:
+                try:
+                    from azure.identity import DefaultAzureCredential
+                except ImportError as exc:  # pragma: no cover - azure-identity ships with the provider
+                    raise CredentialsError("no Azure key, SAS token or azure-identity available") from exc
+                credential = DefaultAzureCredential()
+            self._service = BlobServiceClient(settings.account_url, credential=credential, **kwargs)
+        self._container = self._service.get_container_client(container)
+
+    # -- errors -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self, what: str, name: str | None = None) -> Iterator[None]:
+        where = f"azure://{self.container}/{name}" if name else f"azure://{self.container}"
+        try:
+            yield
+        except HdhMigrateError:
+            raise
+        except ResourceModifiedError:
+            raise SourceChangedError(
+                f"{where} changed while it was being copied (its etag no longer matches)",
+                hint="the object is retried from its new version; if it keeps changing, pause the writer "
+                "or run the copy again once the source is quiet",
+            ) from None
+        except ResourceNotFoundError as exc:
+            code = str(getattr(exc, "error_code", "") or "")
+            if "ContainerNotFound" in code or name is None:
+                raise ContainerNotFoundError(
+                    f"Azure container {self.container!r} does not exist on {self.settings.describe()}",
+                    hint="check the container name (source_container / the azure:// URL) and the account",
+                ) from None
+            raise ObjectNotFoundError(f"{where} does not exist (it may have been deleted during the run)") from None
+        except ClientAuthenticationError:
+            raise CredentialsError(
+                f"Azure refused the credentials for {self.settings.describe()} while trying to {what}",
+                hint="check the account key, SAS token or connection string (expired SAS tokens are common)",
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise StoreUnavailableError(
+                f"cannot reach Azure at {self.settings.describe()} to {what}: {type(exc).__name__}",
+                hint="the store or the network is down; the task is retried with backoff",
+            ) from None
+        except HttpResponseError as exc:
+            status = exc.status_code or 0
+            code = str(getattr(exc, "error_code", "") or "")
+            if status == 403 and "AuthorizationPermissionMismatch" in code:
+                raise AccessDeniedError(
+                    f"Azure denied access to {where} ({code})",
+                    hint="grant the identity 'Storage Blob Data Reader' on the container",
+                ) from None
+            if status == 403:
+                raise CredentialsError(
+                    f"Azure refused the credentials for {self.settings.describe()} while trying to {what} "
+                    f"({code or 'HTTP 403'})",
+                    hint="check the account key, SAS token (permissions r,l and expiry) or connection string",
+                ) from None
+            if status in (429, 503):
+                raise ThrottledError(f"Azure is throttling requests to {where} (HTTP {status})") from None
+            if status >= 500:
+                raise StoreUnavailableError(f"Azure returned HTTP {status} for {where} while trying to {what}") from None
+            raise HdhMigrateError(f"Azure error while trying to {what} {where}: HTTP {status} {code}") from None
+
+    # -- operations ---------------------------------------------------------------------------------
+    @staticmethod
+    def _info(props: Any) -> ObjectInfo:
+        cs = props.content_settings
+        md5 = bytes(cs.content_md5) if cs and cs.content_md5 else None
+        return ObjectInfo(
+            name=props.name,
+            size=int(props.size),
+            etag=str(props.etag).strip('"'),
+            last_modified=props.last_modified,
+            content_type=cs.content_type if cs else None,
+            content_md5=md5,
+            metadata=dict(props.metadata or {}),
+        )
+
+    def check_access(self) -> None:
+        with self._errors("open the container"):
+            # Listing one name proves both existence and read/list permission, which a SAS scoped to a
+            # container may allow even when get_container_properties is not.
+            pages = self._container.list_blobs(results_per_page=1).by_page()
+            next(pages, None)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        with self._errors("list blobs"):
+            for props in self._container.list_blobs(
+                name_starts_with=prefix or None, include=["metadata"], results_per_page=5000
+            ):
+                yield self._info(props)
+
+    def head(self, name: str) -> ObjectInfo | None:
+        try:
+            with self._errors("read properties", name):
+                return self._info(self._container.get_blob_client(name).get_blob_properties())
+        except ObjectNotFoundError:
+            return None
+
+    def read_range(self, name: str, offset: int, length: int, *, etag: str | None = None) -> bytes:
+        if length == 0:
+            return b""
+        cond: dict[str, Any] = {}
+        if etag:
+            cond = {"etag": _quoted(etag), "match_condition": MatchConditions.IfNotModified}
+        with self._errors("read", name):
+            return self._container.get_blob_client(name).download_blob(
+                offset=offset, length=length, max_concurrency=1, **cond
+            ).readall()
+
+    def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
+        info = self.head(name)
+        if info is None:
+            raise ObjectNotFoundError(f"azure://{self.container}/{name} does not exist")
+        pin = etag or info.etag
+        for offset in range(0, info.size, chunk_size):
+            yield self.read_range(name, offset, min(chunk_size, info.size - offset), etag=pin)
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        md5: bytes | None = None,
+        sha256: bytes | None = None,
+    ) -> PutResult:
+        settings = ContentSettings(content_type=content_type or "application/octet-stream", content_md5=md5)
+        with self._errors("write", name):
+            r = self._container.get_blob_client(name).upload_blob(
+                data, overwrite=True, metadata=metadata, content_settings=settings, max_concurrency=4
+            )
+        return PutResult(etag=str(r["etag"]).strip('"'))
+
+    def delete(self, name: str) -> None:
+        with self._errors("delete", name):
+            self._container.delete_blob(name)
+
+    def create_container(self) -> None:
+        """For the rig and tests only: in production the container already exists."""
+        with contextlib.suppress(ResourceExistsError), self._errors("create the container"):
+            self._container.create_container()
+
+
+def _quoted(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'

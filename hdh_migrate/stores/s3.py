@@ -1,0 +1,349 @@
+"""S3-compatible backend (destination side), on boto3 with per-endpoint behaviour from S3Settings."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectTimeoutError as BotoConnectTimeout,
+)
+
+from ..config import S3Settings, sse_c_raw
+from ..errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    CorruptedTransferError,
+    CredentialsError,
+    HdhMigrateError,
+    ObjectNotFoundError,
+    StoreUnavailableError,
+    ThrottledError,
+)
+from .base import ObjectInfo, PutResult
+
+_CRED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AuthorizationHeaderMalformed"}
+_THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+class S3Store:
+    kind = "s3"
+
+    def __init__(self, settings: S3Settings, bucket: str, *, max_connections: int = 16) -> None:
+        self.settings = settings
+        self.container = bucket
+        config = Config(
+            s3={"addressing_style": settings.addressing_style},
+            # boto3 >= 1.36 adds CRC checksum headers by default; many S3-compatible stores reject them.
+            request_checksum_calculation=settings.request_checksum_calculation,
+            response_checksum_validation=settings.response_checksum_validation,
+            retries={"mode": "standard", "max_attempts": 4},
+            max_pool_connections=max_connections,
+            connect_timeout=10,
+            read_timeout=120,
+            signature_version="s3v4",
+        )
+        self._client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key.get() if settings.secret_access_key else None,
+            aws_session_token=settings.session_token.get() if settings.session_token else None,
+            config=config,
+        )
+        self._sse_write: dict[str, str] = {}
+        self._sse_read: dict[str, str] = {}
+        if settings.sse == "sse-c":
+            raw = sse_c_raw(settings)
+            self._sse_read = {
+                "SSECustomerAlgorithm": "AES256",
+                "SSECustomerKey": b64(raw),
+                "SSECustomerKeyMD5": b64(hashlib.md5(raw).digest()),
+            }
+            self._sse_write = dict(self._sse_read)
+        elif settings.sse == "aws:kms":
+            self._sse_write = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_id or ""}
+        elif settings.sse == "AES256":
+            self._sse_write = {"ServerSideEncryption": "AES256"}
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    # -- errors -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self, what: str, key: str | None = None) -> Iterator[None]:
+        where = f"s3://{self.container}/{key}" if key is not None else f"s3://{self.container}"
+        endpoint = self.settings.describe()
+        try:
+            yield
+        except HdhMigrateError:
+            raise
+        except NoCredentialsError:
+            raise CredentialsError(
+                f"no S3 credentials for {endpoint}",
+                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the aws Connection's login/password)",
+            ) from None
+        except (EndpointConnectionError, BotoConnectTimeout, ReadTimeoutError, ConnectionClosedError) as exc:
+            raise StoreUnavailableError(
+                f"cannot reach the S3 endpoint {endpoint} to {what}: {type(exc).__name__}",
+                hint="the store or the network is down; the task is retried with backoff",
+            ) from None
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code in ("NoSuchBucket",) or (key is None and status == 404):
+                raise BucketNotFoundError(
+                    f"S3 bucket {self.container!r} does not exist on {endpoint}",
+                    hint="the bucket must be provisioned on the destination before the copy; check dest_bucket",
+                ) from None
+            if code in ("NoSuchKey", "NotFound") or status == 404:
+                raise ObjectNotFoundError(f"{where} does not exist") from None
+            if code in _CRED_CODES:
+                raise CredentialsError(
+                    f"the S3 endpoint {endpoint} refused the credentials ({code}) while trying to {what}",
+                    hint="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the aws Connection)",
+                ) from None
+            if code == "AccessDenied" or status == 403:
+                raise AccessDeniedError(
+                    f"access denied to {where} on {endpoint} while trying to {what}",
+                    hint="grant the key s3:PutObject, s3:GetObject, s3:ListBucket and multipart rights on the bucket",
+                ) from None
+            if code in ("BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"):
+                raise CorruptedTransferError(
+                    f"the S3 store rejected the bytes sent for {where}: their checksum did not match ({code})",
+                    hint="the data was corrupted in transit; the part is re-read and re-sent",
+                ) from None
+            if code in _THROTTLE_CODES or status in (429, 503):
+                raise ThrottledError(f"the S3 store is throttling requests to {where} ({code or status})") from None
+            if status >= 500:
+                raise StoreUnavailableError(
+                    f"the S3 store returned HTTP {status} ({code}) for {where} while trying to {what}"
+                ) from None
+            raise HdhMigrateError(f"S3 error while trying to {what} {where}: {code or status}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"S3 client error while trying to {what} {where}: {type(exc).__name__}") from None
+
+    # -- core operations ----------------------------------------------------------------------------
+    def check_access(self) -> None:
+        with self._errors("open the bucket"):
+            self._client.head_bucket(Bucket=self.container)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        with self._errors("list objects"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.container, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+            )
+            for page in pages:
+                for o in page.get("Contents", ()):
+                    yield ObjectInfo(
+                        name=o["Key"], size=int(o["Size"]), etag=o["ETag"].strip('"'), last_modified=o["LastModified"]
+                    )
+
+    def _head_raw(self, key: str) -> dict[str, Any] | None:
+        try:
+            with self._errors("read the object's properties", key):
+                return self._client.head_object(Bucket=self.container, Key=key, **self._sse_read)
+        except ObjectNotFoundError:
+            return None
+
+    def head(self, name: str) -> ObjectInfo | None:
+        h = self._head_raw(name)
+        if h is None:
+            return None
+        return ObjectInfo(
+            name=name,
+            size=int(h["ContentLength"]),
+            etag=h["ETag"].strip('"'),
+            last_modified=h["LastModified"],
+            content_type=h.get("ContentType"),
+            metadata=dict(h.get("Metadata") or {}),
+        )
+
+    def read_range(self, name: str, offset: int, length: int, *, etag: str | None = None) -> bytes:
+        if length == 0:
+            return b""
+        extra: dict[str, Any] = {"IfMatch": f'"{etag}"'} if etag else {}
+        with self._errors("read", name):
+            r = self._client.get_object(
+                Bucket=self.container, Key=name, Range=f"bytes={offset}-{offset + length - 1}", **extra, **self._sse_read
+            )
+            return r["Body"].read()
+
+    def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
+        extra: dict[str, Any] = {"IfMatch": f'"{etag}"'} if etag else {}
+        with self._errors("read", name):
+            body = self._client.get_object(Bucket=self.container, Key=name, **extra, **self._sse_read)["Body"]
+            try:
+                yield from body.iter_chunks(chunk_size)
+            finally:
+                body.close()
+
+    def _integrity(self, md5: bytes | None, sha256: bytes | None) -> dict[str, str]:
+        if self.settings.part_checksum == "sha256" and sha256 is not None:
+            return {"ChecksumSHA256": b64(sha256)}
+        if md5 is not None:
+            return {"ContentMD5": b64(md5)}
+        return {}
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        md5: bytes | None = None,
+        sha256: bytes | None = None,
+    ) -> PutResult:
+        with self._errors("write", name):
+            r = self._client.put_object(
+                Bucket=self.container,
+                Key=name,
+                Body=data,
+                ContentType=content_type or "application/octet-stream",
+                Metadata=metadata or {},
+                **self._integrity(md5, sha256),
+                **self._sse_write,
+            )
+        return PutResult(etag=r["ETag"].strip('"'))
+
+    def delete(self, name: str) -> None:
+        with self._errors("delete", name):
+            self._client.delete_object(Bucket=self.container, Key=name)
+
+    # -- multipart (the chunk writer capability) ----------------------------------------------------
+    def start_multipart(self, name: str, *, content_type: str | None, metadata: dict[str, str]) -> str:
+        extra: dict[str, Any] = {}
+        if self.settings.part_checksum == "sha256":
+            extra["ChecksumAlgorithm"] = "SHA256"
+        with self._errors("start a multipart upload", name):
+            r = self._client.create_multipart_upload(
+                Bucket=self.container,
+                Key=name,
+                ContentType=content_type or "application/octet-stream",
+                Metadata=metadata,
+                **extra,
+                **self._sse_write,
+            )
+        return str(r["UploadId"])
+
+    def upload_part(
+        self, name: str, upload_id: str, number: int, data: bytes, *, md5: bytes, sha256: bytes | None
+    ) -> dict[str, str]:
+        with self._errors(f"upload part {number}", name):
+            r = self._client.upload_part(
+                Bucket=self.container,
+                Key=name,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                **self._integrity(md5, sha256),
+                **self._sse_read,
+            )
+        part = {"PartNumber": number, "ETag": r["ETag"]}
+        if "ChecksumSHA256" in r and self.settings.part_checksum == "sha256":
+            part["ChecksumSHA256"] = r["ChecksumSHA256"]
+        return part
+
+    def complete_multipart(self, name: str, upload_id: str, parts: list[dict[str, Any]]) -> PutResult:
+        with self._errors("complete the multipart upload", name):
+            r = self._client.complete_multipart_upload(
+                Bucket=self.container, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        return PutResult(etag=str(r["ETag"]).strip('"'))
+
+    def abort_multipart(self, name: str, upload_id: str) -> None:
+        with contextlib.suppress(ObjectNotFoundError), self._errors("abort the multipart upload", name):
+            self._client.abort_multipart_upload(Bucket=self.container, Key=name, UploadId=upload_id)
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]:
+        """(key, upload id, initiated) of every unfinished multipart upload under prefix."""
+        with self._errors("list multipart uploads"):
+            for page in self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.container, Prefix=prefix
+            ):
+                for u in page.get("Uploads", ()):
+                    yield u["Key"], u["UploadId"], u["Initiated"]
+
+    def list_parts(self, name: str, upload_id: str) -> list[dict[str, Any]]:
+        with self._errors("list the parts of a multipart upload", name):
+            parts: list[dict[str, Any]] = []
+            for page in self._client.get_paginator("list_parts").paginate(
+                Bucket=self.container, Key=name, UploadId=upload_id
+            ):
+                parts.extend(page.get("Parts", ()))
+            return parts
+
+    def replace_metadata(self, name: str, *, size: int, content_type: str | None, metadata: dict[str, str]) -> None:
+        """Rewrite an object's metadata in place (server-side copy onto itself).
+
+        Used once per multipart object, to record the whole-object hash that is only known after the
+        last byte was read. Objects above the provider's CopyObject limit go through a multipart copy.
+        """
+        base: dict[str, Any] = {
+            "Bucket": self.container,
+            "Key": name,
+            "ContentType": content_type or "application/octet-stream",
+            "Metadata": metadata,
+            **self._sse_write,
+        }
+        copy_src_sse = {f"CopySource{k}": v for k, v in self._sse_read.items()}
+        with self._errors("record the object's metadata", name):
+            if size <= self.settings.max_copy_object_size:
+                self._client.copy_object(
+                    CopySource={"Bucket": self.container, "Key": name},
+                    MetadataDirective="REPLACE",
+                    **base,
+                    **copy_src_sse,
+                )
+                return
+            upload_id = self._client.create_multipart_upload(**base)["UploadId"]
+            try:
+                parts = []
+                step = self.settings.max_copy_object_size
+                for i, start in enumerate(range(0, size, step), start=1):
+                    end = min(size, start + step) - 1
+                    r = self._client.upload_part_copy(
+                        Bucket=self.container,
+                        Key=name,
+                        UploadId=upload_id,
+                        PartNumber=i,
+                        CopySource={"Bucket": self.container, "Key": name},
+                        CopySourceRange=f"bytes={start}-{end}",
+                        **copy_src_sse,
+                        **self._sse_read,
+                    )
+                    parts.append({"PartNumber": i, "ETag": r["CopyPartResult"]["ETag"]})
+                self._client.complete_multipart_upload(
+                    Bucket=self.container, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._client.abort_multipart_upload(Bucket=self.container, Key=name, UploadId=upload_id)
+                raise
+
+    def create_bucket(self, *, object_lock: bool = False) -> None:
+        """For the rig and tests only: a sovereign store provisions buckets itself."""
+        with contextlib.suppress(HdhMigrateError), self._errors("create the bucket"):
+            self._client.create_bucket(Bucket=self.container, ObjectLockEnabledForBucket=object_lock)
