@@ -31,9 +31,13 @@ from . import __version__
 from .budget import ByteBudget, RateLimiter
 from .checksums import Digests, OrderedHasher, digest_bytes, digest_stream, multipart_etag
 from .errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
     ChecksumMismatchError,
     ConfigError,
+    ContainerNotFoundError,
     CorruptedTransferError,
+    CredentialsError,
     HdhMigrateError,
     InvalidObjectNameError,
     PermanentError,
@@ -175,6 +179,11 @@ class Cancelled(HdhMigrateError):
     code = "cancelled"
 
 
+# Errors that no other object can escape either: the run stops at the first one instead of failing
+# millions of objects one by one.
+FATAL_ERRORS = (CredentialsError, AccessDeniedError, BucketNotFoundError, ContainerNotFoundError)
+
+
 class Copier:
     """Copies objects from a source store to an S3 store. One instance per run; thread-safe inside."""
 
@@ -201,6 +210,7 @@ class Copier:
         self.limiter = RateLimiter(self.options.bwlimit)
         self.cancel = threading.Event()
         self.counts = CopyCounts()
+        self.fatal: HdhMigrateError | None = None
         self._lock = threading.Lock()
         self._parts = ThreadPoolExecutor(self.options.workers, thread_name_prefix="hdh-part")
         # An ETag is the store's MD5 of what it holds only without SSE-C/KMS encryption.
@@ -218,8 +228,12 @@ class Copier:
                         self.counts.listed += 1
                         self.counts.listed_bytes += info.size
                     while not window.acquire(timeout=0.5):
+                        if self.fatal is not None:
+                            raise self.fatal
                         if self.cancel.is_set():
                             raise Cancelled("copy cancelled")
+                    if self.fatal is not None:
+                        raise self.fatal
                     if self.cancel.is_set():
                         raise Cancelled("copy cancelled")
                     fut = pool.submit(self._process, info)
@@ -229,6 +243,8 @@ class Copier:
                         pending = {f for f in pending if not f.done()}
                 for fut in list(pending):
                     fut.result()
+                if self.fatal is not None:
+                    raise self.fatal
             except BaseException:
                 self.cancel.set()
                 raise
@@ -241,8 +257,16 @@ class Copier:
         self._parts.shutdown(wait=True)
 
     def _process(self, info: ObjectInfo) -> None:
+        if self.fatal is not None:
+            return
         try:
             outcome = self.process(info)
+        except FATAL_ERRORS as exc:
+            with self._lock:
+                if self.fatal is None:
+                    self.fatal = exc
+            self.cancel.set()
+            return
         except Exception as exc:
             log.exception("unexpected error on %s", info.name)
             outcome = ObjectOutcome(info.name, None, info.size, "failed", reason=f"unexpected: {type(exc).__name__}: {exc}",
@@ -275,6 +299,8 @@ class Copier:
                 return out
             except (Cancelled, KeyboardInterrupt):
                 return self._failed(current, key, "cancelled", "cancelled", attempts, start, transient=True)
+            except FATAL_ERRORS:
+                raise
             except SourceChangedError as exc:
                 if attempts > self.options.retries:
                     return self._failed(current, key, str(exc), exc.code, attempts, start, transient=True)
@@ -304,10 +330,13 @@ class Copier:
         if head is None:
             return "missing", "not at the destination"
         meta = head.metadata
+        copied_from = meta.get(META_SOURCE_ETAG)
+        if copied_from and copied_from != info.etag:
+            return "stale", "the source changed since it was copied"
         if head.size != info.size:
             return "differs", f"size differs ({head.size} at the destination, {info.size} at the source)"
-        if meta.get(META_SOURCE_ETAG) != info.etag:
-            return "stale", "the destination holds another version of the source (or was written by another tool)"
+        if not copied_from:
+            return "differs", "the destination object was not written by hdh-migrate"
         if not meta.get(META_SHA256):
             return "incomplete", "no recorded hash (an interrupted copy)"
         if self._etag_is_md5 and head.etag not in (meta.get(META_MD5), meta.get(META_MULTIPART_ETAG)):

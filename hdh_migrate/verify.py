@@ -153,11 +153,14 @@ class Verifier:
             return "missing", "not at the destination", None, None
         meta = head.metadata
         recorded = meta.get(META_SHA256)
-        if head.size != info.size:
-            return "size_differs", f"{head.size} bytes at the destination, {info.size} at the source", recorded, None
-        if meta.get(META_SOURCE_ETAG) != info.etag:
+        copied_from = meta.get(META_SOURCE_ETAG)
+        if copied_from and copied_from != info.etag:
             return ("stale", "the source changed after it was copied (its etag is not the one recorded)",
                     recorded, None)
+        if head.size != info.size:
+            return "size_differs", f"{head.size} bytes at the destination, {info.size} at the source", recorded, None
+        if not copied_from:
+            return "no_hash", "no source version recorded at the destination (not copied by hdh-migrate?)", None, None
         if not recorded:
             return "no_hash", "no source SHA-256 recorded at the destination (not copied by hdh-migrate?)", None, None
         if self._etag_is_md5 and head.etag not in (meta.get(META_MD5), meta.get(META_MULTIPART_ETAG)):

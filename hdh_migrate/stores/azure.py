@@ -38,6 +38,7 @@ _MiB = 1024 * 1024
 
 class AzureBlobStore:
     kind = "azure"
+    page_size = 5000
 
     def __init__(
         self,
@@ -160,7 +161,7 @@ class AzureBlobStore:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         with self._errors("list blobs"):
             for props in self._container.list_blobs(
-                name_starts_with=prefix or None, include=["metadata"], results_per_page=5000
+                name_starts_with=prefix or None, include=["metadata"], results_per_page=self.page_size
             ):
                 yield self._info(props)
 

@@ -31,6 +31,7 @@ from ..errors import (
     CredentialsError,
     HdhMigrateError,
     ObjectNotFoundError,
+    SourceChangedError,
     StoreUnavailableError,
     ThrottledError,
 )
@@ -46,6 +47,7 @@ def b64(raw: bytes) -> str:
 
 class S3Store:
     kind = "s3"
+    page_size = 1000
 
     def __init__(self, settings: S3Settings, bucket: str, *, max_connections: int = 16) -> None:
         self.settings = settings
@@ -117,6 +119,8 @@ class S3Store:
                     f"S3 bucket {self.container!r} does not exist on {endpoint}",
                     hint="the bucket must be provisioned on the destination before the copy; check dest_bucket",
                 ) from None
+            if code == "PreconditionFailed" or status == 412:
+                raise SourceChangedError(f"{where} changed while it was being read (If-Match failed)") from None
             if code in ("NoSuchKey", "NotFound") or status == 404:
                 raise ObjectNotFoundError(f"{where} does not exist") from None
             if code in _CRED_CODES:
@@ -146,13 +150,15 @@ class S3Store:
 
     # -- core operations ----------------------------------------------------------------------------
     def check_access(self) -> None:
+        # A one-key listing rather than HeadBucket: HEAD responses carry no error body, so a refused
+        # signature and a missing right would both read as a bare 403.
         with self._errors("open the bucket"):
-            self._client.head_bucket(Bucket=self.container)
+            self._client.list_objects_v2(Bucket=self.container, MaxKeys=1)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         with self._errors("list objects"):
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.container, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+                Bucket=self.container, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
             )
             for page in pages:
                 for o in page.get("Contents", ()):

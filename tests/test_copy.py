@@ -1,0 +1,339 @@
+"""The core copy/verify engine against the real rig: Azurite -> SeaweedFS.
+
+Each test checks what a user would: the bytes at the destination are the source's, byte for byte; the
+recorded SHA-256 is the hash of those bytes; re-runs copy nothing that is already right; damage is found
+and repaired; bad input gets a clear message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hdh_migrate.copy import META_SHA256, META_SOURCE_ETAG, Copier, CopyOptions, copy_objects
+from hdh_migrate.manifest import ResultsWriter, read_results
+from hdh_migrate.sizes import MiB
+from hdh_migrate.stores import AzureBlobStore, S3Store
+from hdh_migrate.urls import parse_location
+from hdh_migrate.verify import verify_objects
+
+from .helpers import CLI, payload, run_cli
+
+PART = 5 * MiB
+
+
+def _urls(src: AzureBlobStore, dst: S3Store, sp: str = "data", dp: str = "copy") -> tuple[str, str]:
+    return f"azure://{src.container}/{sp}", f"s3://{dst.container}/{dp}"
+
+
+def _dest_bytes(dst: S3Store, key: str) -> bytes:
+    return b"".join(dst.iter_read(key, chunk_size=MiB))
+
+
+def _copy(src: AzureBlobStore, dst: S3Store, *, sp: str = "data", dp: str = "copy", **opts):
+    s, d = parse_location(f"azure://{src.container}/{sp}"), parse_location(f"s3://{dst.container}/{dp}")
+    return copy_objects(src, dst, s, d, src.list(s.prefix), CopyOptions(**opts))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HDH_MIGRATE_HOME", str(tmp_path / "state"))
+    return tmp_path
+
+
+def test_byte_identical_at_every_size_boundary(azure_container, s3_bucket, home) -> None:
+    sizes = {"empty": 0, "one": 1, "part-1": PART - 1, "part": PART, "part+1": PART + 1, "multi": 3 * PART + 12345}
+    originals = {}
+    for i, (name, size) in enumerate(sizes.items()):
+        originals[name] = payload(size, seed=i)
+        azure_container.put(f"data/{name}.bin", originals[name])
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    r = run_cli("copy", src_url, dst_url, "--part-size", "5MiB", "--workers", "4", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "copied 6 objects" in r.stdout
+    for name, data in originals.items():
+        key = f"copy/{name}.bin"
+        assert _dest_bytes(s3_bucket, key) == data, name
+        meta = s3_bucket.head(key).metadata
+        assert meta[META_SHA256] == hashlib.sha256(data).hexdigest(), name
+        assert meta[META_SOURCE_ETAG] == azure_container.head(f"data/{name}.bin").etag
+        assert "hdh-source-last-modified" in meta
+    # multipart objects really were multipart: their ETag carries the part count
+    assert s3_bucket.head("copy/multi.bin").etag.endswith("-4")
+    assert s3_bucket.head("copy/part+1.bin").etag.endswith("-2")
+    v = run_cli("verify", src_url, dst_url, "--no-progress")
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "6/6 objects match" in v.stdout
+
+
+def test_thousand_small_objects_then_idempotent_rerun(azure_container, s3_bucket, home) -> None:
+    for i in range(1000):
+        azure_container.put(f"data/claims/part-{i:04d}.csv", payload(256, seed=i), content_type="text/csv")
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    r = run_cli("copy", src_url, dst_url, "--workers", "16", "--no-progress", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["counts"]["copied"] == 1000 and summary["counts"]["failed"] == 0
+    assert sum(1 for _ in s3_bucket.list("copy/")) == 1000
+    # the inventory manifest lists every blob, with its etag
+    import pyarrow.parquet as pq
+
+    inv = pq.read_table(summary["inventory"]["path"])
+    assert inv.num_rows == 1000 and set(inv.column_names) >= {"name", "size", "etag", "last_modified", "content_md5"}
+    before = {o.name: o.last_modified for o in s3_bucket.list("copy/")}
+    again = run_cli("copy", src_url, dst_url, "--workers", "16", "--no-progress", "--json")
+    assert again.returncode == 0, again.stderr
+    counts = json.loads(again.stdout)["counts"]
+    assert counts["copied"] == 0 and counts["skipped"] == 1000
+    assert {o.name: o.last_modified for o in s3_bucket.list("copy/")} == before  # nothing re-sent
+
+
+def test_names_metadata_and_content_type_preserved(azure_container, s3_bucket, home) -> None:
+    names = ["data/a b/ü é.parquet", "data/x%20y#z.csv", "data/" + "deep/" * 30 + "leaf.json", "data/日本/データ.txt"]
+    for i, n in enumerate(names):
+        azure_container.put(n, payload(100, seed=i), content_type="application/vnd.apache.parquet",
+                            metadata={"Producer": "cnam", "schema_version": "3"})
+    _copy(azure_container, s3_bucket)
+    keys = sorted(o.name for o in s3_bucket.list("copy/"))
+    assert keys == sorted("copy/" + n[len("data/"):] for n in names)
+    for n in names:
+        head = s3_bucket.head("copy/" + n[len("data/"):])
+        assert head.content_type == "application/vnd.apache.parquet"
+        assert head.metadata["producer"] == "cnam" and head.metadata["schema_version"] == "3"
+
+
+def test_corrupted_destination_fails_verify_and_copy_repairs_it(azure_container, s3_bucket, home) -> None:
+    for i in range(5):
+        azure_container.put(f"data/f{i}.bin", payload(10_000, seed=i))
+    azure_container.put("data/big.bin", payload(2 * PART + 7, seed=99))
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    assert run_cli("copy", src_url, dst_url, "--no-progress").returncode == 0
+    # flip one byte of each of two objects, same size, keeping their metadata (a careful corruption)
+    for key in ("copy/f3.bin", "copy/big.bin"):
+        head = s3_bucket.head(key)
+        data = bytearray(_dest_bytes(s3_bucket, key))
+        data[len(data) // 2] ^= 0x01
+        s3_bucket.client.put_object(Bucket=s3_bucket.container, Key=key, Body=bytes(data),
+                                    Metadata=head.metadata, ContentType=head.content_type)
+    v = run_cli("verify", src_url, dst_url, "--no-progress")
+    assert v.returncode == 1
+    assert "copy/f3.bin" in v.stdout and "copy/big.bin" in v.stdout
+    assert "4/6 objects match" in v.stdout
+    r = run_cli("copy", src_url, dst_url, "--no-progress", "--json")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["counts"]["copied"] == 2  # exactly the two damaged ones
+    assert run_cli("verify", src_url, dst_url, "--no-progress").returncode == 0
+    assert _dest_bytes(s3_bucket, "copy/big.bin") == payload(2 * PART + 7, seed=99)
+
+
+def test_full_verify_catches_a_flip_even_when_etag_and_metadata_were_forged(azure_container, s3_bucket,
+                                                                              home) -> None:
+    """Quick checks trust the ETag; only re-reading (depth full) catches bytes changed behind its back."""
+    azure_container.put("data/x.bin", payload(50_000, seed=5))
+    _copy(azure_container, s3_bucket)
+    head = s3_bucket.head("copy/x.bin")
+    data = bytearray(_dest_bytes(s3_bucket, "copy/x.bin"))
+    data[0] ^= 0xFF
+    forged = dict(head.metadata, **{"hdh-md5": hashlib.md5(bytes(data)).hexdigest()})
+    s3_bucket.client.put_object(Bucket=s3_bucket.container, Key="copy/x.bin", Body=bytes(data), Metadata=forged)
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    assert run_cli("verify", src_url, dst_url, "--depth", "quick", "--no-progress").returncode == 0
+    full = run_cli("verify", src_url, dst_url, "--no-progress")
+    assert full.returncode == 1 and "HASH_DIFFERS" in full.stdout and "copy/x.bin" in full.stdout
+
+
+def test_verify_reports_missing_extra_and_stale(azure_container, s3_bucket, home) -> None:
+    for i in range(3):
+        azure_container.put(f"data/f{i}", payload(100, seed=i))
+    _copy(azure_container, s3_bucket)
+    s3_bucket.delete("copy/f0")  # missing
+    s3_bucket.put("copy/stray", b"not from the source")  # extra
+    azure_container.put("data/f2", b"a new version at the source")  # stale
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    v = run_cli("verify", src_url, dst_url, "--no-progress")
+    assert v.returncode == 1
+    lines = v.stdout.splitlines()
+    assert any(line.startswith("MISSING") and "copy/f0" in line for line in lines)
+    assert any(line.startswith("EXTRA") and "copy/stray" in line for line in lines)
+    assert any(line.startswith("STALE") and "copy/f2" in line for line in lines)
+
+
+def test_source_rewritten_during_copy_is_detected_and_retried(azure_container, s3_bucket, home) -> None:
+    old = payload(4 * PART, seed=1)
+    new = payload(4 * PART, seed=2)
+    azure_container.put("data/moving.bin", old)
+    s, d = parse_location(f"azure://{azure_container.container}/data"), parse_location(f"s3://{s3_bucket.container}/c")
+    # 2 MiB/s read limit: the 20 MiB object takes ~10 s, and the rewrite lands in the middle
+    options = CopyOptions(part_size=PART, workers=2, max_memory=4 * PART, bwlimit=2 * MiB)
+    writer = threading.Timer(2.0, lambda: azure_container.put("data/moving.bin", new))
+    results = ResultsWriter(home / "results.parquet")
+    writer.start()
+    try:
+        counts = copy_objects(azure_container, s3_bucket, s, d, azure_container.list(s.prefix), options,
+                              results=results)
+    finally:
+        writer.join()
+        results.close()
+    assert counts.retried >= 1 and counts.copied == 1 and counts.failed == 0
+    row = read_results(home / "results.parquet")[0]
+    assert row["attempts"] >= 2
+    # never half old, half new: the destination is exactly the new version, with its hash
+    assert _dest_bytes(s3_bucket, "c/moving.bin") == new
+    assert s3_bucket.head("c/moving.bin").metadata[META_SHA256] == hashlib.sha256(new).hexdigest()
+    assert list(s3_bucket.list_multipart_uploads("c/")) == []
+
+
+def test_source_changing_without_rest_fails_clearly_and_leaves_nothing(azure_container, s3_bucket, home) -> None:
+    azure_container.put("data/moving.bin", payload(3 * PART, seed=1))
+    s, d = parse_location(f"azure://{azure_container.container}/data"), parse_location(f"s3://{s3_bucket.container}/c")
+    options = CopyOptions(part_size=PART, workers=1, max_memory=2 * PART, bwlimit=4 * MiB, retries=0)
+    writer = threading.Timer(1.0, lambda: azure_container.put("data/moving.bin", payload(3 * PART, seed=3)))
+    writer.start()
+    try:
+        counts = copy_objects(azure_container, s3_bucket, s, d, azure_container.list(s.prefix), options)
+    finally:
+        writer.join()
+    assert counts.failed == 1 and counts.errors[0]["code"] == "source_changed"
+    assert "changed while it was being copied" in counts.errors[0]["message"]
+    assert s3_bucket.head("c/moving.bin") is None
+    assert list(s3_bucket.list_multipart_uploads("c/")) == []  # the multipart upload was aborted
+
+
+def test_killed_copy_completes_on_rerun_without_resending_finished_objects(azure_container, s3_bucket,
+                                                                            home) -> None:
+    for i in range(120):
+        azure_container.put(f"data/small/{i:03d}", payload(20_000, seed=i))
+    azure_container.put("data/large.bin", payload(4 * PART, seed=7))
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    proc = subprocess.Popen([CLI, "copy", src_url, dst_url, "--workers", "2", "--bwlimit", "1MiB", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(1 for _ in s3_bucket.list("copy/")) < 25:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    finished = {o.name: (o.last_modified, o.etag) for o in s3_bucket.list("copy/")}
+    assert 25 <= len(finished) < 121
+    r = run_cli("copy", src_url, dst_url, "--workers", "4", "--no-progress", "--json")
+    assert r.returncode == 0, r.stderr
+    counts = json.loads(r.stdout)["counts"]
+    assert counts["skipped"] >= len(finished) - 2  # at most the objects caught mid-write are re-sent
+    assert counts["copied"] + counts["skipped"] == 121
+    after = {o.name: (o.last_modified, o.etag) for o in s3_bucket.list("copy/")}
+    unchanged = [k for k, v in finished.items() if after.get(k) == v]
+    assert len(unchanged) >= len(finished) - 2
+    assert list(s3_bucket.list_multipart_uploads("copy/")) == []  # no orphan parts left behind
+    assert run_cli("verify", src_url, dst_url, "--no-progress").returncode == 0
+
+
+def test_memory_budget_bounds_data_in_flight(azure_container, s3_bucket, home) -> None:
+    azure_container.put("data/big.bin", payload(12 * PART, seed=4))
+    s, d = parse_location(f"azure://{azure_container.container}/data"), parse_location(f"s3://{s3_bucket.container}/c")
+    copier = Copier(azure_container, s3_bucket, s, d, CopyOptions(part_size=PART, workers=8, max_memory=3 * PART))
+    try:
+        counts = copier.run(azure_container.list(s.prefix))
+    finally:
+        copier.close()
+    assert counts.copied == 1
+    assert copier.budget.peak <= 3 * PART  # 8 workers, yet never more than three parts held
+    assert copier.budget.used == 0
+
+
+def test_dry_run_writes_nothing(azure_container, s3_bucket, home) -> None:
+    for i in range(4):
+        azure_container.put(f"data/f{i}", payload(100, seed=i))
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    r = run_cli("copy", src_url, dst_url, "--dry-run", "--no-progress")
+    assert r.returncode == 0 and "4 objects" in r.stdout and "would be copied" in r.stdout
+    assert list(s3_bucket.list("")) == []
+
+
+def test_sha256_part_checksums_and_sse_c(azure_container, s3_bucket, home, rig_env) -> None:
+    import base64
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    data = payload(2 * PART + 3, seed=8)
+    azure_container.put("data/secret.bin", data)
+    azure_container.put("data/small.bin", b"tiny")
+    env = {"HDH_S3_SSE_C_KEY": key, "HDH_S3_PART_CHECKSUM": "sha256"}
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    r = run_cli("copy", src_url, dst_url, "--no-progress", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["encryption"]["mode"] == "sse-c"
+    assert summary["encryption"]["sse_c_key_fingerprint"].startswith("sha256:")
+    assert key not in r.stdout + r.stderr
+    # without the key the store refuses to serve the object: it really is encrypted with the customer key
+    import botocore.exceptions
+
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3_bucket.client.get_object(Bucket=s3_bucket.container, Key="copy/secret.bin")
+    v = run_cli("verify", src_url, dst_url, "--no-progress", env=env)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert key not in v.stdout + v.stderr
+
+
+# -- bad input: a clear message and a non-zero exit -------------------------------------------------
+def test_bad_input_gets_clear_errors(azure_container, s3_bucket, home, rig_env) -> None:
+    azure_container.put("data/f", b"x")
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    cases = [
+        (("copy", "azure://no-such-container/data", dst_url), {}, "container 'no-such-container' does not exist"),
+        (("copy", src_url, "s3://no-such-bucket/x"), {}, "bucket 'no-such-bucket' does not exist"),
+        (("copy", "azure:/bad", dst_url), {}, "malformed location"),
+        (("copy", src_url, "azure://other/x"), {}, "should be an s3:// location"),
+        (("copy", src_url, dst_url), {"AWS_SECRET_ACCESS_KEY": "wrong-s3-secret"}, "refused the credentials"),
+        (("copy", src_url, dst_url),
+         {"AZURE_STORAGE_CONNECTION_STRING": rig_env["AZURE_STORAGE_CONNECTION_STRING"].replace("Eby8", "Zby8")},
+         "Azure refused the credentials"),
+        (("copy", src_url, dst_url, "--part-size", "1MiB"), {}, "outside S3's limits"),
+        (("copy", src_url, dst_url, "--part-size", "lots"), {}, "not a size"),
+    ]
+    for args, env, message in cases:
+        r = run_cli(*args, "--no-progress", env=env)
+        assert r.returncode != 0, (args, r.stdout)
+        assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert "wrong-s3-secret" not in r.stderr and "Zby8" not in r.stderr
+    assert list(s3_bucket.list("")) == []
+
+
+def test_read_only_destination_key_stops_the_run_at_once(azure_container, s3_bucket, home, rig_env) -> None:
+    for i in range(50):
+        azure_container.put(f"data/f{i}", payload(100, seed=i))
+    from hdh_migrate import rig
+
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    r = run_cli("copy", src_url, dst_url, "--no-progress", env=rig.env(reader=True))
+    assert r.returncode == 2
+    assert "access denied" in r.stderr and "grant the key" in r.stderr
+    assert list(s3_bucket.list("")) == []
+
+
+def test_invalid_names_are_rejected_and_reported(azure_container, s3_bucket, home) -> None:
+    azure_container.put("data/good.csv", b"ok")
+    azure_container.put("data/a//b.csv", b"collapsing")
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    r = run_cli("copy", src_url, dst_url, "--no-progress")
+    assert r.returncode == 1
+    assert "a//b.csv" in r.stderr and "segment" in r.stderr
+    assert [o.name for o in s3_bucket.list("copy/")] == ["copy/good.csv"]
+
+
+def test_library_verify_counts(azure_container, s3_bucket, home) -> None:
+    """The library entry points (used by the Airflow tasks) without the CLI."""
+    for i in range(10):
+        azure_container.put(f"data/f{i}", payload(1000, seed=i))
+    counts = _copy(azure_container, s3_bucket)
+    assert counts.ok and counts.copied == 10
+    s, d = parse_location(f"azure://{azure_container.container}/data"), parse_location(f"s3://{s3_bucket.container}/copy")
+    v = verify_objects(azure_container, s3_bucket, s, d, azure_container.list(s.prefix), depth="both")
+    assert v.ok and v.matched == 10 and v.bytes_read == 2 * 10 * 1000
