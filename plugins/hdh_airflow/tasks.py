@@ -178,7 +178,7 @@ def summary(params: dict[str, Any], inv: dict[str, Any], copies: list[dict[str, 
             verifies: list[dict[str, Any]]) -> dict[str, Any]:
     """Check extras on the destination, gather the shard results, write summary.json."""
     work = Path(inv["work_dir"])
-    src, dst, source, dest = open_stores(params)
+    src, dst, _source, dest = open_stores(params)
     extras: list[str] = []
     if not params.get("dry_run"):
         with airflow_errors("looking for extra objects at the destination"):
