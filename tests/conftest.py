@@ -7,7 +7,10 @@ container and bucket, so tests never see each other's objects.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -54,3 +57,39 @@ def s3_bucket(rig_env: dict[str, str]) -> S3Store:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, rig_env: dict[str, str]) -> Path:
+    """An Airflow home with a migrated SQLite DB and the rig's Connections, set before airflow is imported."""
+    if "airflow" in sys.modules:
+        pytest.fail("airflow was imported before its home was configured")
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "HDH_MIGRATE_WORK_DIR": str(home / "hdh-migrate"),
+        "AIRFLOW_CONN_HDH_AZURE_SOURCE": json.dumps(
+            {"conn_type": "wasb", "extra": {"connection_string": rig_env["AZURE_STORAGE_CONNECTION_STRING"]}}
+        ),
+        "AIRFLOW_CONN_HDH_S3_DEST": json.dumps({
+            "conn_type": "aws", "login": rig_env["AWS_ACCESS_KEY_ID"], "password": rig_env["AWS_SECRET_ACCESS_KEY"],
+            "extra": {"endpoint_url": rig_env["AWS_ENDPOINT_URL_S3"], "region_name": "us-east-1",
+                      "hdh_s3_provider": "seaweedfs"},
+        }),
+    }
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT / "plugins"))
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                   capture_output=True, env=os.environ.copy())
+    return home
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_home: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))

@@ -22,42 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory, rig_env: dict[str, str]) -> Path:
-    """An Airflow home with a migrated SQLite DB and the rig's Connections, set before airflow is imported."""
-    if "airflow" in sys.modules:
-        pytest.fail("airflow was imported before its home was configured")
-    home = tmp_path_factory.mktemp("airflow-home")
-    env = {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "HDH_MIGRATE_WORK_DIR": str(home / "hdh-migrate"),
-        "AIRFLOW_CONN_HDH_AZURE_SOURCE": json.dumps(
-            {"conn_type": "wasb", "extra": {"connection_string": rig_env["AZURE_STORAGE_CONNECTION_STRING"]}}
-        ),
-        "AIRFLOW_CONN_HDH_S3_DEST": json.dumps({
-            "conn_type": "aws", "login": rig_env["AWS_ACCESS_KEY_ID"], "password": rig_env["AWS_SECRET_ACCESS_KEY"],
-            "extra": {"endpoint_url": rig_env["AWS_ENDPOINT_URL_S3"], "region_name": "us-east-1",
-                      "hdh_s3_provider": "seaweedfs"},
-        }),
-    }
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT / "plugins"))
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                   capture_output=True, env=os.environ.copy())
-    return home
-
-
-@pytest.fixture(scope="session")
-def dagbag(airflow_home: Path):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags"))
-
-
 def test_dags_import_without_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
     dag = dagbag.get_dag("hdh_migrate_dataset")

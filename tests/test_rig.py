@@ -1,0 +1,46 @@
+"""The rig commands a newcomer uses: up (idempotent), env, status."""
+
+from __future__ import annotations
+
+import io
+import shlex
+
+from hdh_migrate import rig
+from hdh_migrate.progress import Progress
+from hdh_migrate.sizes import MiB
+
+from .helpers import run_cli
+
+
+def test_rig_up_is_idempotent_and_env_is_exportable(rig_env) -> None:
+    before = rig.status()
+    r = run_cli("rig", "up")
+    assert r.returncode == 0, r.stderr
+    after = rig.status()
+    assert {k: v["pid"] for k, v in after.items()} == {k: v["pid"] for k, v in before.items()}  # nothing restarted
+    env = run_cli("rig", "env")
+    exported = dict(shlex.split(line)[1].split("=", 1) for line in env.stdout.splitlines())
+    assert exported["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:8333"
+    assert "BlobEndpoint=http://127.0.0.1:10000/" in exported["AZURE_STORAGE_CONNECTION_STRING"]
+    status = run_cli("rig", "status")
+    assert status.returncode == 0 and "azurite" in status.stdout and "seaweedfs" in status.stdout
+
+
+def test_rig_servers_listen_on_loopback_only(rig_env) -> None:
+    import subprocess
+
+    pids = {str(s["pid"]) for s in rig.status().values()}
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    ours = [line for line in out.splitlines() if any(f"pid={p}," in line for p in pids)]
+    assert ours, "the rig's listening sockets were not found"
+    for line in ours:
+        local = line.split()[3]
+        assert local.startswith("127.0.0.1:"), line
+
+
+def test_progress_line_shows_objects_bytes_rate_and_eta() -> None:
+    p = Progress(10, 100 * MiB, stream=io.StringIO())
+    p.add_bytes(25 * MiB)
+    p.object_done()
+    line = p.line()
+    assert "1/10 objects" in line and "25.0 MiB/100.0 MiB" in line and "MiB/s" in line and "ETA" in line
