@@ -139,6 +139,8 @@ class CopyCounts:
     would_copy: int = 0
     would_copy_bytes: int = 0
     retried: int = 0
+    resumed_parts: int = 0  # parts of interrupted multipart uploads reused, not re-sent
+    resumed_bytes: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -389,20 +391,42 @@ class Copier:
             )
         return self._outcome(info, key, "copied", None, 1, 0.0, digests=d, dest_etag=put.etag, parts=1)
 
-    def _abort_orphans(self, key: str) -> None:
-        """Abort unfinished multipart uploads of this exact key (left by a killed run): no orphan parts."""
-        for k, upload_id, _ in self.dest.list_multipart_uploads(key):
-            if k == key:
+    def _resumable_upload(self, key: str, size: int, part_size: int) -> tuple[str | None, dict[int, str]]:
+        """Find an unfinished multipart upload of this key left by a killed run, and its reusable parts.
+
+        Stored parts are only candidates: a part is reused when the source bytes re-read for it have
+        exactly the MD5 the store reports for it (checked in the part task), so a source that changed,
+        a different part size or a corrupted part simply gets re-sent. Only possible when ETags are MD5s
+        (no SSE-C/KMS) and parts carry Content-MD5; otherwise, and for every other upload of the key,
+        the leftovers are aborted: no orphan parts stay behind.
+        """
+        uploads = [(k, u) for k, u, _ in self.dest.list_multipart_uploads(key) if k == key]
+        best: tuple[str | None, dict[int, str]] = (None, {})
+        if self._etag_is_md5 and self.dest.settings.part_checksum == "md5":
+            for _, upload_id in uploads:
+                usable = {}
+                for p in self.dest.list_parts(key, upload_id):
+                    n, psize = int(p["PartNumber"]), int(p["Size"])
+                    if psize == min(part_size, size - (n - 1) * part_size):
+                        usable[n] = str(p["ETag"]).strip('"')
+                if len(usable) > len(best[1]):
+                    best = (upload_id, usable)
+        for _, upload_id in uploads:
+            if upload_id != best[0]:
                 log.info("aborting an unfinished multipart upload of %s left by an earlier run", key)
-                self.dest.abort_multipart(k, upload_id)
+                self.dest.abort_multipart(key, upload_id)
+        return best
 
     def _copy_multipart(self, info: ObjectInfo, key: str) -> ObjectOutcome:
         part_size = part_size_for(info.size, self.options.part_size)
         count = math.ceil(info.size / part_size)
         meta = destination_metadata(info) | {META_PART_SIZE: str(part_size)}
         _check_metadata(meta | {META_SHA256: "0" * 64, META_MD5: "0" * 32, META_MULTIPART_ETAG: "0" * 40}, info.name)
-        self._abort_orphans(key)
-        upload_id = self.dest.start_multipart(key, content_type=info.content_type, metadata=meta)
+        upload_id, stored = self._resumable_upload(key, info.size, part_size)
+        if upload_id is None:
+            upload_id = self.dest.start_multipart(key, content_type=info.content_type, metadata=meta)
+        else:
+            log.info("resuming the multipart upload of %s: %d parts already stored", key, len(stored))
         hasher = OrderedHasher()
         held: dict[int, int] = {}  # part number -> bytes of budget it holds
         held_lock = threading.Lock()
@@ -425,10 +449,16 @@ class Copier:
                 raise SourceChangedError(f"{info.name}: short read of part {number}")
             md5 = hashlib.md5(data, usedforsecurity=False).digest()
             sha = hashlib.sha256(data).digest() if self.dest.settings.part_checksum == "sha256" else None
+            if stored.get(number) == md5.hex():  # the identical bytes are already stored: reuse the part
+                parts[number - 1] = {"PartNumber": number, "ETag": f'"{md5.hex()}"'}
+                with self._lock:
+                    self.counts.resumed_parts += 1
+                    self.counts.resumed_bytes += length
             for attempt in range(3):
+                if parts[number - 1] is not None:
+                    break
                 try:
                     parts[number - 1] = self.dest.upload_part(key, upload_id, number, data, md5=md5, sha256=sha)
-                    break
                 except CorruptedTransferError:
                     if attempt == 2:
                         raise

@@ -337,3 +337,48 @@ def test_library_verify_counts(azure_container, s3_bucket, home) -> None:
     s, d = parse_location(f"azure://{azure_container.container}/data"), parse_location(f"s3://{s3_bucket.container}/copy")
     v = verify_objects(azure_container, s3_bucket, s, d, azure_container.list(s.prefix), depth="both")
     assert v.ok and v.matched == 10 and v.bytes_read == 2 * 10 * 1000
+
+
+def test_killed_large_object_resumes_its_multipart_upload(azure_container, s3_bucket, home) -> None:
+    """Beyond rclone (its issue #87): a large object interrupted halfway does not start over."""
+    data = payload(8 * PART, seed=21)
+    azure_container.put("data/huge.bin", data)
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    proc = subprocess.Popen([CLI, "copy", src_url, dst_url, "--part-size", "5MiB", "--workers", "2",
+                             "--bwlimit", "4MiB", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+
+    def stored_parts() -> int:
+        uploads = list(s3_bucket.list_multipart_uploads("copy/"))
+        return len(s3_bucket.list_parts(uploads[0][0], uploads[0][1])) if uploads else 0
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and stored_parts() < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert stored_parts() >= 3 and s3_bucket.head("copy/huge.bin") is None
+    r = run_cli("copy", src_url, dst_url, "--part-size", "5MiB", "--no-progress", "--json")
+    assert r.returncode == 0, r.stderr
+    counts = json.loads(r.stdout)["counts"]
+    assert counts["copied"] == 1 and counts["resumed_parts"] >= 3  # those parts were not sent again
+    assert counts["resumed_bytes"] == counts["resumed_parts"] * PART
+    assert _dest_bytes(s3_bucket, "copy/huge.bin") == data
+    assert s3_bucket.head("copy/huge.bin").metadata[META_SHA256] == hashlib.sha256(data).hexdigest()
+    assert list(s3_bucket.list_multipart_uploads("copy/")) == []
+    assert run_cli("verify", src_url, dst_url, "--no-progress").returncode == 0
+
+
+def test_corrupted_stored_part_is_not_reused(azure_container, s3_bucket, home) -> None:
+    """A leftover part whose bytes differ from the source's (same size) is re-sent, never trusted."""
+    data = payload(3 * PART, seed=22)
+    azure_container.put("data/obj.bin", data)
+    upload = s3_bucket.start_multipart("copy/obj.bin", content_type=None, metadata={})
+    bad = bytearray(data[:PART])
+    bad[100] ^= 1
+    s3_bucket.upload_part("copy/obj.bin", upload, 1, bytes(bad), md5=hashlib.md5(bad).digest(), sha256=None)
+    s3_bucket.upload_part("copy/obj.bin", upload, 2, data[PART:2 * PART],
+                          md5=hashlib.md5(data[PART:2 * PART]).digest(), sha256=None)
+    counts = _copy(azure_container, s3_bucket, part_size=PART)
+    assert counts.copied == 1 and counts.resumed_parts == 1  # part 2 reused, part 1 re-sent
+    assert _dest_bytes(s3_bucket, "copy/obj.bin") == data
