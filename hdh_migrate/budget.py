@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class ByteBudget:
@@ -20,13 +21,21 @@ class ByteBudget:
         self._peak = 0
         self._cond = threading.Condition()
 
-    def acquire(self, n: int) -> None:
-        """Block until n bytes fit. A single request larger than the whole budget runs alone."""
+    def acquire(self, n: int, should_abort: Callable[[], bool] | None = None) -> bool:
+        """Block until n bytes fit; False if should_abort() turned true while waiting.
+
+        A single request larger than the whole budget runs alone. The abort check matters: when a part
+        fails, the parts behind it wait in the hasher holding their bytes, so a coordinator waiting for
+        budget must notice the failure instead of waiting for bytes that will never come back.
+        """
         with self._cond:
             while self._used > 0 and self._used + n > self.capacity:
-                self._cond.wait()
+                if should_abort is not None and should_abort():
+                    return False
+                self._cond.wait(0.2 if should_abort is not None else None)
             self._used += n
             self._peak = max(self._peak, self._used)
+            return True
 
     def release(self, n: int) -> None:
         with self._cond:

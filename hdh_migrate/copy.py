@@ -366,7 +366,8 @@ class Copier:
     def _copy_single(self, info: ObjectInfo, key: str) -> ObjectOutcome:
         if self.cancel.is_set():
             raise Cancelled("copy cancelled")
-        self.budget.acquire(info.size)
+        if not self.budget.acquire(info.size, self.cancel.is_set):
+            raise Cancelled("copy cancelled")
         try:
             data = self.source.read_range(info.name, 0, info.size, etag=info.etag)
             self.limiter.consume(len(data))
@@ -480,7 +481,8 @@ class Copier:
                     break
                 offset = (number - 1) * part_size
                 length = min(part_size, info.size - offset)
-                self.budget.acquire(length)
+                if not self.budget.acquire(length, lambda: failed.is_set() or self.cancel.is_set()):
+                    break
                 with held_lock:
                     held[number] = length
                 fut = self._parts.submit(do_part, number, offset, length)

@@ -102,7 +102,10 @@ def _services(root: Path) -> list[Service]:
             "seaweedfs",
             S3_PORT,
             [weed, "mini", f"-dir={root / 'seaweedfs'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-             f"-s3.port={S3_PORT}", f"-s3.config={ident}", "-admin.ui=false"],
+             f"-s3.port={S3_PORT}", f"-s3.config={ident}", "-admin.ui=false",
+             # every bucket takes volumes of its own; the automatic cap (free disk / volume size) ran out
+             # under a test suite that creates a bucket per test
+             "-volume.max=1000"],
             root / "seaweedfs",
         ),
     ]

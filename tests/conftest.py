@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,17 +41,20 @@ def _name(prefix: str) -> str:
 
 
 @pytest.fixture
-def azure_container(rig_env: dict[str, str]) -> AzureBlobStore:
+def azure_container(rig_env: dict[str, str]) -> Iterator[AzureBlobStore]:
     store = AzureBlobStore(azure_settings_from_env(), _name("src"))
     store.create_container()
-    return store
+    yield store
+    store.delete_container()
 
 
 @pytest.fixture
-def s3_bucket(rig_env: dict[str, str]) -> S3Store:
+def s3_bucket(rig_env: dict[str, str]) -> Iterator[S3Store]:
+    """A fresh bucket, deleted afterwards (SeaweedFS gives every bucket volumes of its own)."""
     store = S3Store(s3_settings_from_env(), _name("dst"))
     store.create_bucket()
-    return store
+    yield store
+    store.delete_bucket()
 
 
 @pytest.fixture(scope="session")

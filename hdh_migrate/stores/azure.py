@@ -212,6 +212,11 @@ class AzureBlobStore:
         with self._errors("delete", name):
             self._container.delete_blob(name)
 
+    def delete_container(self) -> None:
+        """For the rig and tests only: removes the container and everything in it."""
+        with contextlib.suppress(ResourceNotFoundError, ContainerNotFoundError), self._errors("delete the container"):
+            self._container.delete_container()
+
     def create_container(self) -> None:
         """For the rig and tests only: in production the container already exists."""
         with contextlib.suppress(ResourceExistsError), self._errors("create the container"):

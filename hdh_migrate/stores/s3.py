@@ -349,6 +349,26 @@ class S3Store:
                     self._client.abort_multipart_upload(Bucket=self.container, Key=name, UploadId=upload_id)
                 raise
 
+    def delete_bucket(self) -> None:
+        """For the rig and tests only: empties the bucket (every version, unfinished uploads) and removes it.
+
+        On SeaweedFS each bucket holds volumes of its own, so tests that left buckets behind would
+        exhaust the server's volumes ("No writable volumes").
+        """
+        c = self._client
+        with contextlib.suppress(BucketNotFoundError), self._errors("delete the bucket"):
+            for key, upload_id, _ in list(self.list_multipart_uploads("")):
+                self.abort_multipart(key, upload_id)
+            for page in c.get_paginator("list_object_versions").paginate(Bucket=self.container):
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    with contextlib.suppress(ClientError):
+                        c.delete_object(Bucket=self.container, Key=v["Key"], VersionId=v["VersionId"],
+                                        BypassGovernanceRetention=True)
+            for obj in list(self.list("")):
+                with contextlib.suppress(ClientError):
+                    c.delete_object(Bucket=self.container, Key=obj.name)
+            c.delete_bucket(Bucket=self.container)
+
     def create_bucket(self, *, object_lock: bool = False) -> None:
         """For the rig and tests only: a sovereign store provisions buckets itself."""
         with contextlib.suppress(HdhMigrateError), self._errors("create the bucket"):
