@@ -10,7 +10,10 @@
 3. **Copy shard N**: ranged reads from Azure feed S3 multipart uploads, every byte hashed (SHA-256); objects
    already copied and unchanged are skipped, so clearing a shard is always safe.
 4. **Verify shard N**: reads the destination back independently (`verify=full` re-reads every byte).
-5. **Summary**: checks for extra objects at the destination, writes `summary.json`, and publishes the
+5. **Validate table T**: for each table (a folder under the prefix with a suite in `expectations/`), runs the
+   Great Expectations suite on both sides and compares row counts, nulls, min/max/sums, distinct keys and an
+   order-independent fingerprint of the rows.
+6. **Summary**: checks for extra objects at the destination, writes `summary.json`, and publishes the
    dataset's migrated location as an Asset event.
 
 **When a task fails** an alert `HDH-MIGRATE ALERT dataset=... task=... shard=... error=...` is logged (and
@@ -77,6 +80,11 @@ PARAMS = {
         "full", type="string", enum=["quick", "full", "both"], title="Verification depth",
         description="quick: sizes, versions and recorded hashes; full: re-read and hash every destination byte; "
         "both: re-read the source as well.",
+    ),
+    "validate_tables": Param(
+        [], type="array", items={"type": "string"}, title="Tables to validate (Great Expectations)",
+        description="Table folders under the source prefix to validate on both sides with expectations/NAME.json; "
+        "empty = every folder that has a suite.",
     ),
     "shard_max_objects": Param(
         0, type="integer", minimum=0, maximum=1_000_000, title="Objects per shard (0 = automatic)",
@@ -153,15 +161,34 @@ def hdh_migrate_dataset() -> None:
         ctx["shard_label"] = f"shard {shard['index']}: verify {shard['objects']:,} objects"
         return body.verify_shard(ctx["params"], shard)
 
+    @task(task_display_name="Find tables to validate",
+          doc_md="Lists the table folders under the source prefix that have a Great Expectations suite.")
+    def tables_to_validate(inv: dict) -> list[dict]:
+        from hdh_airflow import tasks as body
+
+        return body.tables_to_validate(get_current_context()["params"], inv)
+
+    @task(task_display_name="Validate table", map_index_template="{{ table_label }}", pool="hdh_dest_store",
+          retries=1,
+          doc_md="Runs the table's suite on the Azure copy and on the S3 copy, then compares the metrics of both "
+          "sides; a difference or a failed expectation blocks the cutover and is reported column by column.")
+    def validate_table(item: dict) -> dict:
+        from hdh_airflow import tasks as body
+
+        ctx = get_current_context()
+        ctx["table_label"] = f"table {item['table']}"
+        return body.validate(ctx["params"], item)
+
     @task(task_display_name="Summary", trigger_rule="none_failed", outlets=[MIGRATED],
           doc_md="Looks for extra objects at the destination, writes summary.json and publishes the migrated "
           "location as an Asset event.")
-    def summary(inv: dict, copies: list[dict], verifies: list[dict]) -> dict:
+    def summary(inv: dict, copies: list[dict], verifies: list[dict], validations: list[dict]) -> dict:
         from hdh_airflow import tasks as body
 
         ctx = get_current_context()
         params = ctx["params"]
-        result = body.summary(params, inv, list(copies or []), [v for v in (verifies or []) if v])
+        result = body.summary(params, inv, list(copies or []), [v for v in (verifies or []) if v],
+                              [v for v in (validations or []) if v])
         if result["ok"] and not params["dry_run"]:
             prefix = params["dest_prefix"].strip("/")
             ctx["outlet_events"][MIGRATED].add(
@@ -175,7 +202,10 @@ def hdh_migrate_dataset() -> None:
     inv = inventory()
     copies = copy_shard.expand(shard=plan(inv))
     verifies = verify_shard.expand(shard=copies)
-    summary(inv, copies, verifies)
+    tables = tables_to_validate(inv)
+    verifies >> tables
+    validations = validate_table.expand(item=tables)
+    summary(inv, copies, verifies, validations)
 
 
 hdh_migrate_dataset()

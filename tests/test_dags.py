@@ -113,3 +113,39 @@ def test_bad_params_fail_fast_with_clear_messages(dagbag, azure_container, s3_bu
     assert alerts, "no alert was raised"
     assert "dataset=test-ds task=inventory" in alerts[0] and "error=config" in alerts[0]
     assert "'no_such_conn' does not exist" in alerts[0] and "Admin > Connections" in alerts[0]
+
+
+def test_run_validates_seeded_snds_tables_on_both_sides(dagbag, azure_container, s3_bucket, tmp_path,
+                                                        monkeypatch, caplog) -> None:
+    from hdh_migrate.schema import get_table
+    from hdh_migrate.seed import seed_table
+
+    base = f"azure://{azure_container.container}/snds"
+    seed_table(base, get_table("IR_BEN_R"), 1500, seed=7, rows_per_file=800, store=azure_container)
+    seed_table(base, get_table("ER_PRS_F"), 1500, seed=7, universe=1500, rows_per_file=800, store=azure_container)
+    dag = dagbag.get_dag("hdh_migrate_dataset")
+    dr = dag.test(run_conf=_conf(azure_container, s3_bucket, dataset="snds-validate"))
+    assert dr.state == "success"
+    validated = sorted(ti.xcom_pull(task_ids="validate_table", map_indexes=ti.map_index)["table"]
+                       for ti in dr.get_task_instances() if ti.task_id == "validate_table")
+    assert validated == ["ER_PRS_F", "IR_BEN_R"]
+    summary = json.loads(Path(dr.get_task_instance("summary").xcom_pull(task_ids="summary")["summary"]).read_text())
+    assert [v["table"] for v in summary["validations"]] == ["ER_PRS_F", "IR_BEN_R"]
+    assert all(v["success"] and Path(v["data_docs"]).exists() for v in summary["validations"])
+
+    # a suite the data does not meet fails the table's task, naming the table, both sides and the expectation
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    doc = json.loads((ROOT / "expectations" / "IR_BEN_R.json").read_text())
+    doc["expectations"].append({"type": "expect_table_row_count_to_equal", "kwargs": {"value": 5},
+                                "meta": {"hdh_origin": "hand"}})
+    (suites / "IR_BEN_R.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("HDH_MIGRATE_EXPECTATIONS_DIR", str(suites))
+    caplog.clear()
+    dr2 = dag.test(run_conf=_conf(azure_container, s3_bucket, dataset="snds-bad-suite"))
+    assert dr2.state == "failed"
+    failed = [ti for ti in dr2.get_task_instances() if ti.state == "failed"]
+    assert [ti.task_id for ti in failed] == ["validate_table"]
+    alert = next(r.getMessage() for r in caplog.records if "HDH-MIGRATE ALERT" in r.getMessage())
+    assert "error=validation_failed" in alert and "IR_BEN_R" in alert
+    assert "source" in alert and "destination" in alert and "expect_table_row_count_to_equal" in alert

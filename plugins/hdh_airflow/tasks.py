@@ -174,8 +174,68 @@ def verify_shard(params: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any
             "depth": depth, "results": str(results_path)}
 
 
+def expectations_dir() -> Path:
+    """The reviewed suites (expectations/NAME.json); in the image, /opt/hdh-migrate/expectations."""
+    if os.environ.get("HDH_MIGRATE_EXPECTATIONS_DIR"):
+        return Path(os.environ["HDH_MIGRATE_EXPECTATIONS_DIR"])
+    return Path(__file__).resolve().parents[2] / "expectations"
+
+
+def tables_to_validate(params: dict[str, Any], inv: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tables = first-level folders under the source prefix that have a suite (or the ones asked for)."""
+    if params.get("dry_run"):
+        return []
+    import pyarrow.parquet as pq
+
+    src, _ = locations(params)
+    suites = {p.stem: p for p in sorted(expectations_dir().glob("*.json")) if p.stem.count(".") == 0}
+    present: set[str] = set()
+    for batch in pq.ParquetFile(inv["inventory"]).iter_batches(columns=["name"], batch_size=50_000):
+        for name in batch.column("name").to_pylist():
+            rel = name[len(src.prefix):]
+            if "/" in rel:
+                present.add(rel.split("/", 1)[0])
+    requested = [t for t in (params.get("validate_tables") or []) if t]
+    if requested:
+        no_suite = [t for t in requested if t not in suites]
+        no_data = [t for t in requested if t not in present]
+        if no_suite or no_data:
+            raise AirflowFailException(
+                f"[config] validate_tables: no suite in {expectations_dir()} for {no_suite or 'none'}; "
+                f"no folder under {src} for {no_data or 'none'}. Derive a suite with "
+                "`hdh-migrate expectations from-schema` or fix the table names."
+            )
+        tables = requested
+    else:
+        tables = sorted(present & suites.keys())
+    log.info("tables to validate with Great Expectations: %s", tables or "none")
+    return [{"table": t, "suite": str(suites[t]), "work_dir": inv["work_dir"]} for t in tables]
+
+
+def validate(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """Run the table's suite on both sides, compare the metrics; fail naming table, side and expectations."""
+    from hdh_migrate.validate import failure_message, validate_table
+
+    src, dst, source, dest = open_stores(params)
+    work = Path(item["work_dir"])
+    with airflow_errors(f"validating table {item['table']}"):
+        result = validate_table(
+            item["table"], item["suite"], str(src), str(dst), data_docs_dir=work / "data_docs" / item["table"],
+            source_store=source, destination_store=dest, raise_on_failure=False,
+        )
+    out = work / "validation" / f"{item['table']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    if not result["success"]:
+        raise AirflowFailException(f"[validation_failed] {failure_message(result)} (details: {out})")
+    rows = result["source"].get("metrics", {}).get("row_count")
+    log.info("table %s valid on both sides, metrics equal (%s rows); Data Docs: %s", item["table"], rows,
+             result.get("data_docs"))
+    return {"table": item["table"], "success": True, "result": str(out), "data_docs": result.get("data_docs")}
+
+
 def summary(params: dict[str, Any], inv: dict[str, Any], copies: list[dict[str, Any]],
-            verifies: list[dict[str, Any]]) -> dict[str, Any]:
+            verifies: list[dict[str, Any]], validations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Check extras on the destination, gather the shard results, write summary.json."""
     work = Path(inv["work_dir"])
     src, dst, _source, dest = open_stores(params)
@@ -198,6 +258,7 @@ def summary(params: dict[str, Any], inv: dict[str, Any], copies: list[dict[str, 
         "verify_depth": params["verify"],
         "extra_objects": len(extras),
         "extra_examples": extras[:20],
+        "validations": [{k: v[k] for k in ("table", "success", "result", "data_docs")} for v in validations or []],
         "copy_results": [c["results"] for c in copies],
         "verify_results": [v["results"] for v in verifies],
         "dry_run": bool(params.get("dry_run")),
