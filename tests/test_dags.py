@@ -72,7 +72,9 @@ def test_full_run_copies_byte_identically_and_verifies(dagbag, azure_container, 
     tis = {(ti.task_id, ti.map_index): ti for ti in dr.get_task_instances()}
     copies = [ti for (tid, _), ti in tis.items() if tid == "copy_shard"]
     assert len(copies) >= 2, "expected several shards"
-    assert all(ti.state == "success" for ti in tis.values())
+    assert all(ti.state == "success" for (tid, _), ti in tis.items() if tid != "validate_table")
+    # no table folder with a suite here: the Great Expectations step has nothing to do
+    assert all(ti.state == "skipped" for (tid, _), ti in tis.items() if tid == "validate_table")
     for name, data in originals.items():
         key = "migrated/" + name[len("snds/"):]
         got = b"".join(s3_bucket.iter_read(key, chunk_size=1 << 20))

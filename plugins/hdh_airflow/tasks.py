@@ -33,7 +33,7 @@ from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.urls import Location, parse_location
 from hdh_migrate.verify import find_extras, verify_objects
 
-from .connections import azure_settings_from_connection, s3_settings_from_connection
+from hdh_airflow.connections import azure_settings_from_connection, s3_settings_from_connection
 
 log = logging.getLogger("hdh_migrate.airflow")
 
