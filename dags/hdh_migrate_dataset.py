@@ -38,61 +38,101 @@ BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 PARAMS = {
     "dataset": Param(
-        "snds-demo", type="string", minLength=1, maxLength=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        "snds-demo",
+        type="string",
+        minLength=1,
+        maxLength=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         title="Dataset",
         description="Name of the dataset being migrated (letters, digits, '.', '_' and '-'); it names the run's "
         "folder, the Asset and the audit records.",
     ),
     "source_conn_id": Param(
-        "hdh_azure_source", type="string", minLength=1, title="Source connection (Azure)",
+        "hdh_azure_source",
+        type="string",
+        minLength=1,
+        title="Source connection (Azure)",
         description="Airflow Connection id of type wasb holding the Azure storage account credentials.",
     ),
     "source_container": Param(
-        "snds", type="string", pattern=CONTAINER_PATTERN, title="Source container",
+        "snds",
+        type="string",
+        pattern=CONTAINER_PATTERN,
+        title="Source container",
         description="Azure Blob container holding the dataset (3-63 lowercase letters, digits, hyphens).",
     ),
     "source_prefix": Param(
-        "", type="string", title="Source prefix",
+        "",
+        type="string",
+        title="Source prefix",
         description="Folder inside the container; every blob under it is copied. Empty means the whole container.",
     ),
     "dest_conn_id": Param(
-        "hdh_s3_dest", type="string", minLength=1, title="Destination connection (S3)",
+        "hdh_s3_dest",
+        type="string",
+        minLength=1,
+        title="Destination connection (S3)",
         description="Airflow Connection id of type aws for the sovereign S3 store, with endpoint_url in its extra.",
     ),
     "dest_bucket": Param(
-        "hdh-sovereign", type="string", pattern=BUCKET_PATTERN, title="Destination bucket",
+        "hdh-sovereign",
+        type="string",
+        pattern=BUCKET_PATTERN,
+        title="Destination bucket",
         description="S3 bucket that receives the dataset; it must already exist (provisioned by the store).",
     ),
     "dest_prefix": Param(
-        "", type="string", title="Destination prefix",
+        "",
+        type="string",
+        title="Destination prefix",
         description="Folder in the bucket; the blob PREFIX/a/b.parquet lands at DEST_PREFIX/a/b.parquet.",
     ),
     "part_size_mib": Param(
-        8, type="integer", minimum=5, maximum=5120, title="Part size (MiB)",
+        8,
+        type="integer",
+        minimum=5,
+        maximum=5120,
+        title="Part size (MiB)",
         description="Multipart part size in MiB (5 to 5120); grown automatically past 10,000 parts.",
     ),
     "max_parallel": Param(
-        8, type="integer", minimum=1, maximum=64, title="Parallel transfers per shard",
+        8,
+        type="integer",
+        minimum=1,
+        maximum=64,
+        title="Parallel transfers per shard",
         description="Concurrent ranged reads / part uploads inside each copy task (threads); Airflow pools cap "
         "how many shards run at once.",
     ),
     "verify": Param(
-        "full", type="string", enum=["quick", "full", "both"], title="Verification depth",
+        "full",
+        type="string",
+        enum=["quick", "full", "both"],
+        title="Verification depth",
         description="quick: sizes, versions and recorded hashes; full: re-read and hash every destination byte; "
         "both: re-read the source as well.",
     ),
     "validate_tables": Param(
-        [], type="array", items={"type": "string"}, title="Tables to validate (Great Expectations)",
+        [],
+        type="array",
+        items={"type": "string"},
+        title="Tables to validate (Great Expectations)",
         description="Table folders under the source prefix to validate on both sides with expectations/NAME.json; "
         "empty = every folder that has a suite.",
     ),
     "shard_max_objects": Param(
-        0, type="integer", minimum=0, maximum=1_000_000, title="Objects per shard (0 = automatic)",
+        0,
+        type="integer",
+        minimum=0,
+        maximum=1_000_000,
+        title="Objects per shard (0 = automatic)",
         description="Cap on objects per shard; 0 lets the planner balance bytes and counts under 1,000 shards. "
         "Smaller shards retry at a finer grain.",
     ),
     "dry_run": Param(
-        False, type="boolean", title="Dry run",
+        False,
+        type="boolean",
+        title="Dry run",
         description="List and compare only: report what would be copied, write nothing to the destination.",
     ),
 }
@@ -125,25 +165,34 @@ def _triggered_by(ctx: dict) -> str | None:
     max_active_runs=4,
 )
 def hdh_migrate_dataset() -> None:
-    @task(task_display_name="Inventory the source", pool="hdh_source_store",
-          doc_md="Checks both Connections, the container and the bucket, then lists the source into "
-          "`inventory.parquet` (name, size, etag, Content-MD5, last-modified, content-type, metadata).")
+    @task(
+        task_display_name="Inventory the source",
+        pool="hdh_source_store",
+        doc_md="Checks both Connections, the container and the bucket, then lists the source into "
+        "`inventory.parquet` (name, size, etag, Content-MD5, last-modified, content-type, metadata).",
+    )
     def inventory() -> dict:
         from hdh_airflow import tasks as body
 
         ctx = get_current_context()
         return body.inventory(ctx["params"], ctx["run_id"], _triggered_by(ctx))
 
-    @task(task_display_name="Plan shards",
-          doc_md="Cuts the inventory into shards balanced by bytes and object count (at most 1,000).")
+    @task(
+        task_display_name="Plan shards",
+        doc_md="Cuts the inventory into shards balanced by bytes and object count (at most 1,000).",
+    )
     def plan(inv: dict) -> list[dict]:
         from hdh_airflow import tasks as body
 
         return body.plan(inv, max_objects=int(get_current_context()["params"].get("shard_max_objects") or 0))
 
-    @task(task_display_name="Copy shard", map_index_template="{{ shard_label }}", pool="hdh_dest_store",
-          doc_md="Copies one shard: ranged reads into multipart uploads, every byte hashed. Objects already "
-          "copied and unchanged are skipped, so clearing this task is always safe.")
+    @task(
+        task_display_name="Copy shard",
+        map_index_template="{{ shard_label }}",
+        pool="hdh_dest_store",
+        doc_md="Copies one shard: ranged reads into multipart uploads, every byte hashed. Objects already "
+        "copied and unchanged are skipped, so clearing this task is always safe.",
+    )
     def copy_shard(shard: dict) -> dict:
         from hdh_airflow import tasks as body
 
@@ -151,9 +200,13 @@ def hdh_migrate_dataset() -> None:
         ctx["shard_label"] = shard["label"]
         return body.copy_shard(ctx["params"], shard, ctx["ti"].try_number)
 
-    @task(task_display_name="Verify shard", map_index_template="{{ shard_label }}", pool="hdh_dest_store",
-          doc_md="Reads the shard's objects back from the destination, independently of the copy, and checks "
-          "size, source version and SHA-256 (depth from the `verify` Param).")
+    @task(
+        task_display_name="Verify shard",
+        map_index_template="{{ shard_label }}",
+        pool="hdh_dest_store",
+        doc_md="Reads the shard's objects back from the destination, independently of the copy, and checks "
+        "size, source version and SHA-256 (depth from the `verify` Param).",
+    )
     def verify_shard(shard: dict) -> dict:
         from hdh_airflow import tasks as body
 
@@ -161,17 +214,23 @@ def hdh_migrate_dataset() -> None:
         ctx["shard_label"] = f"shard {shard['index']}: verify {shard['objects']:,} objects"
         return body.verify_shard(ctx["params"], shard)
 
-    @task(task_display_name="Find tables to validate",
-          doc_md="Lists the table folders under the source prefix that have a Great Expectations suite.")
+    @task(
+        task_display_name="Find tables to validate",
+        doc_md="Lists the table folders under the source prefix that have a Great Expectations suite.",
+    )
     def tables_to_validate(inv: dict) -> list[dict]:
         from hdh_airflow import tasks as body
 
         return body.tables_to_validate(get_current_context()["params"], inv)
 
-    @task(task_display_name="Validate table", map_index_template="{{ table_label }}", pool="hdh_dest_store",
-          retries=1,
-          doc_md="Runs the table's suite on the Azure copy and on the S3 copy, then compares the metrics of both "
-          "sides; a difference or a failed expectation blocks the cutover and is reported column by column.")
+    @task(
+        task_display_name="Validate table",
+        map_index_template="{{ table_label }}",
+        pool="hdh_dest_store",
+        retries=1,
+        doc_md="Runs the table's suite on the Azure copy and on the S3 copy, then compares the metrics of both "
+        "sides; a difference or a failed expectation blocks the cutover and is reported column by column.",
+    )
     def validate_table(item: dict) -> dict:
         from hdh_airflow import tasks as body
 
@@ -179,23 +238,34 @@ def hdh_migrate_dataset() -> None:
         ctx["table_label"] = f"table {item['table']}"
         return body.validate(ctx["params"], item)
 
-    @task(task_display_name="Summary", trigger_rule="none_failed", outlets=[MIGRATED],
-          doc_md="Looks for extra objects at the destination, writes summary.json and publishes the migrated "
-          "location as an Asset event.")
+    @task(
+        task_display_name="Summary",
+        trigger_rule="none_failed",
+        outlets=[MIGRATED],
+        doc_md="Looks for extra objects at the destination, writes summary.json and publishes the migrated "
+        "location as an Asset event.",
+    )
     def summary(inv: dict, copies: list[dict], verifies: list[dict], validations: list[dict]) -> dict:
         from hdh_airflow import tasks as body
 
         ctx = get_current_context()
         params = ctx["params"]
-        result = body.summary(params, inv, list(copies or []), [v for v in (verifies or []) if v],
-                              [v for v in (validations or []) if v])
+        result = body.summary(
+            params, inv, list(copies or []), [v for v in (verifies or []) if v], [v for v in (validations or []) if v]
+        )
         if result["ok"] and not params["dry_run"]:
             prefix = params["dest_prefix"].strip("/")
             ctx["outlet_events"][MIGRATED].add(
-                Asset(name=f"hdh-migrate/{params['dataset']}",
-                      uri=f"s3://{params['dest_bucket']}/{prefix}" if prefix else f"s3://{params['dest_bucket']}"),
-                extra={"dataset": params["dataset"], "objects": result["objects"], "bytes": result["bytes"],
-                       "summary": result["summary"]},
+                Asset(
+                    name=f"hdh-migrate/{params['dataset']}",
+                    uri=f"s3://{params['dest_bucket']}/{prefix}" if prefix else f"s3://{params['dest_bucket']}",
+                ),
+                extra={
+                    "dataset": params["dataset"],
+                    "objects": result["objects"],
+                    "bytes": result["bytes"],
+                    "summary": result["summary"],
+                },
             )
         return result
 

@@ -68,9 +68,7 @@ class OrderedHasher:
 
 
 def digest_bytes(data: bytes) -> Digests:
-    return Digests(
-        hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data)
-    )
+    return Digests(hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data))
 
 
 def digest_stream(chunks: Iterable[bytes]) -> Digests:

@@ -94,20 +94,31 @@ def cmd_copy(args: argparse.Namespace) -> int:
     from .jobs import run_copy
 
     options = CopyOptions(
-        part_size=args.part_size, workers=args.workers, max_memory=args.max_memory, dry_run=args.dry_run,
-        bwlimit=args.bwlimit, retries=args.retries, checksum=args.checksum,
+        part_size=args.part_size,
+        workers=args.workers,
+        max_memory=args.max_memory,
+        dry_run=args.dry_run,
+        bwlimit=args.bwlimit,
+        retries=args.retries,
+        checksum=args.checksum,
     )
     summary = run_copy(
-        args.source, args.destination, options, work_dir=Path(args.work_dir) if args.work_dir else None,
-        s3=_s3_overrides(args), show_progress=not args.no_progress,
+        args.source,
+        args.destination,
+        options,
+        work_dir=Path(args.work_dir) if args.work_dir else None,
+        s3=_s3_overrides(args),
+        show_progress=not args.no_progress,
     )
     c = summary["counts"]
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         if args.dry_run:
-            print(f"dry run: {c['would_copy']:,} objects ({human_bytes(c['would_copy_bytes'])}) would be copied, "
-                  f"{c['skipped']:,} ({human_bytes(c['skipped_bytes'])}) are already at the destination")
+            print(
+                f"dry run: {c['would_copy']:,} objects ({human_bytes(c['would_copy_bytes'])}) would be copied, "
+                f"{c['skipped']:,} ({human_bytes(c['skipped_bytes'])}) are already at the destination"
+            )
         else:
             print(
                 f"copied {c['copied']:,} objects ({human_bytes(c['copied_bytes'])}), "
@@ -115,8 +126,10 @@ def cmd_copy(args: argparse.Namespace) -> int:
                 f"failed {c['failed']:,}, rejected {c['rejected']:,}, retried {c['retried']:,} "
                 f"in {summary['seconds']:.1f} s ({summary['mib_per_s'] or 0:.1f} MiB/s)"
             )
-        print(f"inventory: {summary['inventory']['path']} ({summary['inventory']['objects']:,} objects, "
-              f"sha256 {summary['inventory']['sha256'][:16]}...)")
+        print(
+            f"inventory: {summary['inventory']['path']} ({summary['inventory']['objects']:,} objects, "
+            f"sha256 {summary['inventory']['sha256'][:16]}...)"
+        )
         print(f"results:   {summary['results']['path']}")
         print(f"summary:   {Path(summary['work_dir']) / 'summary.json'}")
     _print_errors(c["errors"])
@@ -127,8 +140,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .jobs import run_verify
 
     summary = run_verify(
-        args.source, args.destination, depth=args.depth, workers=args.workers, extras=not args.no_extras,
-        work_dir=Path(args.work_dir) if args.work_dir else None, s3=_s3_overrides(args),
+        args.source,
+        args.destination,
+        depth=args.depth,
+        workers=args.workers,
+        extras=not args.no_extras,
+        work_dir=Path(args.work_dir) if args.work_dir else None,
+        s3=_s3_overrides(args),
         show_progress=not args.no_progress,
     )
     c = summary["counts"]
@@ -190,30 +208,45 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("source", help="azure://CONTAINER/PREFIX")
         sp.add_argument("destination", help="s3://BUCKET/PREFIX (the bucket must exist)")
         sp.add_argument("--workers", type=_positive_int, default=8, help="parallel transfers (default 8)")
-        sp.add_argument("--work-dir", help="where the inventory, results and summary go "
-                        "(default $HDH_MIGRATE_HOME/runs/<time>-...)")
-        sp.add_argument("--s3-provider", help="S3 provider profile (seaweedfs, ovhcloud, outscale, scaleway, "
-                        "cloudtemple, aws, generic); default $HDH_S3_PROVIDER")
+        sp.add_argument(
+            "--work-dir", help="where the inventory, results and summary go (default $HDH_MIGRATE_HOME/runs/<time>-...)"
+        )
+        sp.add_argument(
+            "--s3-provider",
+            help="S3 provider profile (seaweedfs, ovhcloud, outscale, scaleway, "
+            "cloudtemple, aws, generic); default $HDH_S3_PROVIDER",
+        )
         sp.add_argument("--json", action="store_true", help="print the summary as JSON")
         sp.add_argument("--no-progress", action="store_true", help="no progress line")
 
     c = sub.add_parser("copy", help="copy every blob under an Azure prefix to an S3 prefix, checked end to end")
     common(c)
-    c.add_argument("--part-size", type=_size, default="8MiB", help="multipart part size (default 8MiB; grows "
-                   "automatically to stay under 10,000 parts)")
+    c.add_argument(
+        "--part-size",
+        type=_size,
+        default="8MiB",
+        help="multipart part size (default 8MiB; grows automatically to stay under 10,000 parts)",
+    )
     c.add_argument("--max-memory", type=_size, default="512MiB", help="budget for data in flight (default 512MiB)")
     c.add_argument("--dry-run", action="store_true", help="list and compare, copy nothing")
     c.add_argument("--bwlimit", type=_size, default=None, help="cap the read bandwidth, per second (e.g. 50MiB)")
     c.add_argument("--retries", type=int, default=3, help="retries per object for transient errors (default 3)")
-    c.add_argument("--checksum", action="store_true",
-                   help="re-read destination objects to decide what is already copied (slow, thorough)")
+    c.add_argument(
+        "--checksum",
+        action="store_true",
+        help="re-read destination objects to decide what is already copied (slow, thorough)",
+    )
     c.set_defaults(func=cmd_copy)
 
     v = sub.add_parser("verify", help="re-read the destination and check every object against the source")
     common(v)
-    v.add_argument("--depth", choices=("quick", "full", "both"), default="full",
-                   help="quick: sizes, versions, recorded hashes; full (default): re-read and hash every "
-                   "destination byte; both: re-read the source too")
+    v.add_argument(
+        "--depth",
+        choices=("quick", "full", "both"),
+        default="full",
+        help="quick: sizes, versions, recorded hashes; full (default): re-read and hash every "
+        "destination byte; both: re-read the source too",
+    )
     v.add_argument("--no-extras", action="store_true", help="do not report destination objects with no source")
     v.add_argument("--max-print", type=int, default=200, help="problems printed (all are in the results file)")
     v.set_defaults(func=cmd_verify)
@@ -253,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  what to do: {exc.hint}", file=sys.stderr)
         return EXIT_USAGE if not exc.transient else EXIT_FAILED
     except KeyboardInterrupt:
-        print("hdh-migrate: interrupted; unfinished uploads were aborted, re-run the same command to resume",
-              file=sys.stderr)
+        print(
+            "hdh-migrate: interrupted; unfinished uploads were aborted, re-run the same command to resume",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 

@@ -55,9 +55,7 @@ class AzureSettings:
         if self.account_url:
             return self.account_url
         if self.connection_string:
-            parts = dict(
-                p.split("=", 1) for p in self.connection_string.get().split(";") if "=" in p
-            )
+            parts = dict(p.split("=", 1) for p in self.connection_string.get().split(";") if "=" in p)
             if "BlobEndpoint" in parts:
                 return parts["BlobEndpoint"]
             if "AccountName" in parts:
@@ -76,7 +74,7 @@ def azure_settings_from_env(env: Mapping[str, str] | None = None) -> AzureSettin
         raise CredentialsError(
             "no Azure credentials found",
             hint="set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_KEY "
-            "or AZURE_STORAGE_SAS_TOKEN (on the local rig: eval \"$(hdh-migrate rig env)\")",
+            'or AZURE_STORAGE_SAS_TOKEN (on the local rig: eval "$(hdh-migrate rig env)")',
         )
     key = env.get("AZURE_STORAGE_KEY")
     sas = env.get("AZURE_STORAGE_SAS_TOKEN")

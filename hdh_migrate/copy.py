@@ -271,8 +271,14 @@ class Copier:
             return
         except Exception as exc:
             log.exception("unexpected error on %s", info.name)
-            outcome = ObjectOutcome(info.name, None, info.size, "failed", reason=f"unexpected: {type(exc).__name__}: {exc}",
-                                    error_code="internal")
+            outcome = ObjectOutcome(
+                info.name,
+                None,
+                info.size,
+                "failed",
+                reason=f"unexpected: {type(exc).__name__}: {exc}",
+                error_code="internal",
+            )
         self._record(outcome)
 
     def process(self, info: ObjectInfo) -> ObjectOutcome:
@@ -292,8 +298,9 @@ class Copier:
             try:
                 state, reason = self.destination_state(current, key)
                 if state == "complete":
-                    return self._outcome(current, key, "would_skip" if self.options.dry_run else "skipped",
-                                         reason, attempts, start)
+                    return self._outcome(
+                        current, key, "would_skip" if self.options.dry_run else "skipped", reason, attempts, start
+                    )
                 if self.options.dry_run:
                     return self._outcome(current, key, "would_copy", reason, attempts, start)
                 out = self._copy(current, key)
@@ -311,8 +318,9 @@ class Copier:
                     self.counts.retried += 1
                 fresh = self.source.head(info.name)
                 if fresh is None:
-                    return self._failed(current, key, "deleted at the source during the copy", "source_deleted",
-                                        attempts, start)
+                    return self._failed(
+                        current, key, "deleted at the source during the copy", "source_deleted", attempts, start
+                    )
                 current = fresh
             except TransientError as exc:
                 if attempts > self.options.retries:
@@ -378,8 +386,12 @@ class Copier:
             meta = destination_metadata(info) | {META_SHA256: d.sha256, META_MD5: d.md5}
             _check_metadata(meta, info.name)
             put = self.dest.put(
-                key, data, content_type=info.content_type, metadata=meta,
-                md5=bytes.fromhex(d.md5), sha256=bytes.fromhex(d.sha256),
+                key,
+                data,
+                content_type=info.content_type,
+                metadata=meta,
+                md5=bytes.fromhex(d.md5),
+                sha256=bytes.fromhex(d.sha256),
             )
         finally:
             self.budget.release(info.size)
@@ -522,21 +534,48 @@ class Copier:
         final = meta | {META_SHA256: d.sha256, META_MD5: d.md5, META_MULTIPART_ETAG: completed.etag}
         self.dest.replace_metadata(key, size=info.size, content_type=info.content_type, metadata=final)
         head = self.dest.head(key)
-        return self._outcome(info, key, "copied", None, 1, 0.0, digests=d,
-                             dest_etag=head.etag if head else completed.etag, parts=count, part_size=part_size)
-
-    # -- bookkeeping --------------------------------------------------------------------------------
-    def _outcome(self, info: ObjectInfo, key: str, status: str, reason: str | None, attempts: int, start: float,
-                 **kw: Any) -> ObjectOutcome:
-        return ObjectOutcome(
-            info.name, key, info.size, status, reason=reason, source_etag=info.etag,
-            source_last_modified=info.last_modified,
-            source_content_md5=info.content_md5.hex() if info.content_md5 else None,
-            attempts=attempts, seconds=time.monotonic() - start if start else 0.0, **kw,
+        return self._outcome(
+            info,
+            key,
+            "copied",
+            None,
+            1,
+            0.0,
+            digests=d,
+            dest_etag=head.etag if head else completed.etag,
+            parts=count,
+            part_size=part_size,
         )
 
-    def _failed(self, info: ObjectInfo, key: str, reason: str, code: str, attempts: int, start: float,
-                *, transient: bool = False) -> ObjectOutcome:
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _outcome(
+        self, info: ObjectInfo, key: str, status: str, reason: str | None, attempts: int, start: float, **kw: Any
+    ) -> ObjectOutcome:
+        return ObjectOutcome(
+            info.name,
+            key,
+            info.size,
+            status,
+            reason=reason,
+            source_etag=info.etag,
+            source_last_modified=info.last_modified,
+            source_content_md5=info.content_md5.hex() if info.content_md5 else None,
+            attempts=attempts,
+            seconds=time.monotonic() - start if start else 0.0,
+            **kw,
+        )
+
+    def _failed(
+        self,
+        info: ObjectInfo,
+        key: str,
+        reason: str,
+        code: str,
+        attempts: int,
+        start: float,
+        *,
+        transient: bool = False,
+    ) -> ObjectOutcome:
         return self._outcome(info, key, "failed", reason, attempts, start, error_code=code, transient=transient)
 
     def _record(self, o: ObjectOutcome) -> None:
@@ -556,8 +595,14 @@ class Copier:
             else:
                 c.failed += 1
             if o.status in ("failed", "rejected") and len(c.errors) < 100:
-                c.errors.append({"name": o.name, "code": o.error_code or "", "message": o.reason or "",
-                                 "transient": str(o.transient).lower()})
+                c.errors.append(
+                    {
+                        "name": o.name,
+                        "code": o.error_code or "",
+                        "message": o.reason or "",
+                        "transient": str(o.transient).lower(),
+                    }
+                )
         if self.progress:
             self.progress.object_done(
                 skipped_bytes=o.size if o.status in ("skipped", "would_skip", "would_copy") else 0,
@@ -568,11 +613,23 @@ class Copier:
         if self.results:
             d = o.digests
             self.results.add(
-                name=o.name, key=o.key, size=o.size, status=o.status, reason=o.reason,
-                source_sha256=d.sha256 if d else None, dest_sha256=None, md5=d.md5 if d else None,
-                source_etag=o.source_etag, source_last_modified=o.source_last_modified,
-                source_content_md5=o.source_content_md5, dest_etag=o.dest_etag, parts=o.parts,
-                part_size=o.part_size, attempts=o.attempts, error_code=o.error_code, seconds=o.seconds,
+                name=o.name,
+                key=o.key,
+                size=o.size,
+                status=o.status,
+                reason=o.reason,
+                source_sha256=d.sha256 if d else None,
+                dest_sha256=None,
+                md5=d.md5 if d else None,
+                source_etag=o.source_etag,
+                source_last_modified=o.source_last_modified,
+                source_content_md5=o.source_content_md5,
+                dest_etag=o.dest_etag,
+                parts=o.parts,
+                part_size=o.part_size,
+                attempts=o.attempts,
+                error_code=o.error_code,
+                seconds=o.seconds,
             )
 
 

@@ -37,8 +37,13 @@ def default_work_dir(kind: str, src: Location) -> Path:
 
 
 def open_pair(
-    src_url: str, dst_url: str, *, azure: AzureSettings | None = None, s3: S3Settings | None = None,
-    workers: int = 8, check: bool = True,
+    src_url: str,
+    dst_url: str,
+    *,
+    azure: AzureSettings | None = None,
+    s3: S3Settings | None = None,
+    workers: int = 8,
+    check: bool = True,
 ) -> tuple[Location, Location, AzureBlobStore, S3Store]:
     """Parse both locations, open both stores and prove access before any work starts."""
     src = parse_location(src_url, expect="azure")
@@ -88,11 +93,13 @@ def run_copy(
     try:
         if show_progress:
             with progress:
-                counts = copy_objects(source, dest, src, dst, iter_inventory(inv.path), options,
-                                      results=results, progress=progress)
+                counts = copy_objects(
+                    source, dest, src, dst, iter_inventory(inv.path), options, results=results, progress=progress
+                )
         else:
-            counts = copy_objects(source, dest, src, dst, iter_inventory(inv.path), options,
-                                  results=results, progress=progress)
+            counts = copy_objects(
+                source, dest, src, dst, iter_inventory(inv.path), options, results=results, progress=progress
+            )
     finally:
         res = results.close()
     seconds = progress.elapsed
@@ -138,23 +145,46 @@ def run_verify(
     work.mkdir(parents=True, exist_ok=True)
     started = _now()
     inv = take_inventory(source, src, work / "inventory.parquet")
-    progress = Progress(inv.objects, inv.bytes if depth != "quick" else inv.bytes, label=f"verify ({depth})",
-                        stream=progress_stream or sys.stderr)
+    progress = Progress(
+        inv.objects,
+        inv.bytes,
+        label=f"verify ({depth})",
+        stream=progress_stream or sys.stderr,
+    )
     results = ResultsWriter(work / "verify.parquet")
     try:
         if show_progress:
             with progress:
-                counts = verify_objects(source, dest, src, dst, iter_inventory(inv.path), depth=depth,
-                                        workers=workers, results=results, progress=progress)
+                counts = verify_objects(
+                    source,
+                    dest,
+                    src,
+                    dst,
+                    iter_inventory(inv.path),
+                    depth=depth,
+                    workers=workers,
+                    results=results,
+                    progress=progress,
+                )
         else:
-            counts = verify_objects(source, dest, src, dst, iter_inventory(inv.path), depth=depth,
-                                    workers=workers, results=results, progress=progress)
+            counts = verify_objects(
+                source,
+                dest,
+                src,
+                dst,
+                iter_inventory(inv.path),
+                depth=depth,
+                workers=workers,
+                results=results,
+                progress=progress,
+            )
         if extras:
             for key in find_extras(dest, dst, src, iter_inventory(inv.path)):
                 counts.extra += 1
                 if len(counts.problems) < 10_000:
-                    counts.problems.append({"name": "", "key": key, "problem": "extra",
-                                            "detail": "at the destination, not at the source"})
+                    counts.problems.append(
+                        {"name": "", "key": key, "problem": "extra", "detail": "at the destination, not at the source"}
+                    )
                 results.add(name="", key=key, status="extra", reason="at the destination, not at the source")
     finally:
         res = results.close()

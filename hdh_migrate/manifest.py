@@ -117,7 +117,9 @@ def iter_inventory(path: str | Path, *, batch_rows: int = 10_000) -> Iterator[Ob
 def inventory_stats(path: str | Path) -> ManifestStats:
     pf = pq.ParquetFile(path)
     sizes = pf.read(columns=["size"]).column("size")
-    return ManifestStats(str(path), pf.metadata.num_rows, int(pa.compute.sum(sizes).as_py() or 0), file_sha256(str(path)))
+    return ManifestStats(
+        str(path), pf.metadata.num_rows, int(pa.compute.sum(sizes).as_py() or 0), file_sha256(str(path))
+    )
 
 
 class ResultsWriter:

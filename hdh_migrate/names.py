@@ -18,7 +18,7 @@ MAX_KEY_BYTES = 1024
 def relative_name(name: str, prefix: str) -> str:
     if not name.startswith(prefix):
         raise InvalidObjectNameError(f"{name!r} is not under the prefix {prefix!r}")
-    return name[len(prefix):]
+    return name[len(prefix) :]
 
 
 def check_key(key: str) -> str:

@@ -12,7 +12,12 @@ from .sizes import MiB, human_bytes
 
 class Progress:
     def __init__(
-        self, total_objects: int, total_bytes: int, *, label: str = "copy", stream: TextIO | None = None,
+        self,
+        total_objects: int,
+        total_bytes: int,
+        *,
+        label: str = "copy",
+        stream: TextIO | None = None,
         interval: float | None = None,
     ) -> None:
         self.total_objects = total_objects

@@ -94,18 +94,36 @@ def _services(root: Path) -> list[Service]:
         Service(
             "azurite",
             AZURE_PORT,
-            [azurite, "--blobHost", HOST, "--blobPort", str(AZURE_PORT), "--location", str(root / "azurite"),
-             "--skipApiVersionCheck", "--loose", "--silent"],
+            [
+                azurite,
+                "--blobHost",
+                HOST,
+                "--blobPort",
+                str(AZURE_PORT),
+                "--location",
+                str(root / "azurite"),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+            ],
             root / "azurite",
         ),
         Service(
             "seaweedfs",
             S3_PORT,
-            [weed, "mini", f"-dir={root / 'seaweedfs'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-             f"-s3.port={S3_PORT}", f"-s3.config={ident}", "-admin.ui=false",
-             # every bucket takes volumes of its own; the automatic cap (free disk / volume size) ran out
-             # under a test suite that creates a bucket per test
-             "-volume.max=1000"],
+            [
+                weed,
+                "mini",
+                f"-dir={root / 'seaweedfs'}",
+                f"-ip={HOST}",
+                f"-ip.bind={HOST}",
+                f"-s3.port={S3_PORT}",
+                f"-s3.config={ident}",
+                "-admin.ui=false",
+                # every bucket takes volumes of its own; the automatic cap (free disk / volume size) ran out
+                # under a test suite that creates a bucket per test
+                "-volume.max=1000",
+            ],
             root / "seaweedfs",
         ),
     ]
@@ -139,10 +157,16 @@ def _alive(pid: int) -> bool:
 def _write_identities(root: Path) -> None:
     ids = {
         "identities": [
-            {"name": "hdh-admin", "credentials": [{"accessKey": S3_ADMIN[0], "secretKey": S3_ADMIN[1]}],
-             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
-            {"name": "hdh-reader", "credentials": [{"accessKey": S3_READER[0], "secretKey": S3_READER[1]}],
-             "actions": ["Read", "List"]},
+            {
+                "name": "hdh-admin",
+                "credentials": [{"accessKey": S3_ADMIN[0], "secretKey": S3_ADMIN[1]}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            },
+            {
+                "name": "hdh-reader",
+                "credentials": [{"accessKey": S3_READER[0], "secretKey": S3_READER[1]}],
+                "actions": ["Read", "List"],
+            },
         ]
     }
     (root / "s3-identities.json").write_text(json.dumps(ids, indent=2))
@@ -157,7 +181,9 @@ def _wait_ready(svc: Service, proc: subprocess.Popen[bytes] | None, log: Path, t
         if _port_open(svc.port) and _ready(svc):
             return
         time.sleep(0.3)
-    raise StoreUnavailableError(f"{svc.name} did not become ready on {HOST}:{svc.port} in {timeout:.0f} s", hint=f"see {log}")
+    raise StoreUnavailableError(
+        f"{svc.name} did not become ready on {HOST}:{svc.port} in {timeout:.0f} s", hint=f"see {log}"
+    )
 
 
 def _ready(svc: Service) -> bool:
@@ -169,8 +195,11 @@ def _ready(svc: Service) -> bool:
     e = env()
     try:
         boto3.client(
-            "s3", endpoint_url=e["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
-            aws_access_key_id=S3_ADMIN[0], aws_secret_access_key=S3_ADMIN[1],
+            "s3",
+            endpoint_url=e["AWS_ENDPOINT_URL_S3"],
+            region_name="us-east-1",
+            aws_access_key_id=S3_ADMIN[0],
+            aws_secret_access_key=S3_ADMIN[1],
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
         ).list_buckets()
     except Exception:
@@ -198,8 +227,12 @@ def up(*, quiet: bool = False) -> dict[str, int]:
         log = root / f"{svc.name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                svc.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=root,
+                svc.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=root,
             )
         state[svc.name] = proc.pid
         _state_file(root).write_text(json.dumps(state))

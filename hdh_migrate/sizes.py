@@ -12,11 +12,20 @@ GiB = 1024 * MiB
 TiB = 1024 * GiB
 
 _UNITS = {
-    "": 1, "b": 1,
-    "k": KiB, "kb": 1000, "kib": KiB,
-    "m": MiB, "mb": 1000**2, "mib": MiB,
-    "g": GiB, "gb": 1000**3, "gib": GiB,
-    "t": TiB, "tb": 1000**4, "tib": TiB,
+    "": 1,
+    "b": 1,
+    "k": KiB,
+    "kb": 1000,
+    "kib": KiB,
+    "m": MiB,
+    "mb": 1000**2,
+    "mib": MiB,
+    "g": GiB,
+    "gb": 1000**3,
+    "gib": GiB,
+    "t": TiB,
+    "tb": 1000**4,
+    "tib": TiB,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 

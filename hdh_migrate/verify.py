@@ -70,9 +70,11 @@ class Verifier:
         max_problems: int = 10_000,
     ) -> None:
         if depth not in DEPTHS:
-            raise ConfigError(f"verification depth {depth!r} is not one of {DEPTHS}",
-                              hint="quick: sizes, versions and recorded hashes; full: re-read the destination; "
-                              "both: re-read both sides")
+            raise ConfigError(
+                f"verification depth {depth!r} is not one of {DEPTHS}",
+                hint="quick: sizes, versions and recorded hashes; full: re-read the destination; "
+                "both: re-read both sides",
+            )
         self.source, self.dest, self.src, self.dst = source, dest, src, dst
         self.depth = depth
         self.workers = workers
@@ -124,13 +126,21 @@ class Verifier:
             if problem and len(c.problems) < self.max_problems:
                 c.problems.append({"name": info.name, "key": key or "", "problem": problem, "detail": detail or ""})
         if self.progress:
-            self.progress.object_done(skipped_bytes=0 if self.depth != "quick" else info.size,
-                                      failed=problem is not None)
+            self.progress.object_done(
+                skipped_bytes=0 if self.depth != "quick" else info.size, failed=problem is not None
+            )
         if self.results:
             self.results.add(
-                name=info.name, key=key, size=info.size, status="ok" if problem is None else problem,
-                reason=detail, source_sha256=src_sha, dest_sha256=dst_sha, source_etag=info.etag,
-                source_last_modified=info.last_modified, seconds=time.monotonic() - start,
+                name=info.name,
+                key=key,
+                size=info.size,
+                status="ok" if problem is None else problem,
+                reason=detail,
+                source_sha256=src_sha,
+                dest_sha256=dst_sha,
+                source_etag=info.etag,
+                source_last_modified=info.last_modified,
+                seconds=time.monotonic() - start,
             )
 
     def _read_hash(self, store: Store, name: str, etag: str | None = None) -> str:
@@ -155,8 +165,12 @@ class Verifier:
         recorded = meta.get(META_SHA256)
         copied_from = meta.get(META_SOURCE_ETAG)
         if copied_from and copied_from != info.etag:
-            return ("stale", "the source changed after it was copied (its etag is not the one recorded)",
-                    recorded, None)
+            return (
+                "stale",
+                "the source changed after it was copied (its etag is not the one recorded)",
+                recorded,
+                None,
+            )
         if head.size != info.size:
             return "size_differs", f"{head.size} bytes at the destination, {info.size} at the source", recorded, None
         if not copied_from:
@@ -164,19 +178,26 @@ class Verifier:
         if not recorded:
             return "no_hash", "no source SHA-256 recorded at the destination (not copied by hdh-migrate?)", None, None
         if self._etag_is_md5 and head.etag not in (meta.get(META_MD5), meta.get(META_MULTIPART_ETAG)):
-            return ("etag_differs", "the destination object was rewritten after the copy (its ETag changed)",
-                    recorded, None)
+            return (
+                "etag_differs",
+                "the destination object was rewritten after the copy (its ETag changed)",
+                recorded,
+                None,
+            )
         if self.depth == "quick":
             return None, None, recorded, None
         got = self._read_hash(self.dest, key)
         if got != recorded:
-            return ("hash_differs", f"destination content SHA-256 {got} is not the source's {recorded}",
-                    recorded, got)
+            return ("hash_differs", f"destination content SHA-256 {got} is not the source's {recorded}", recorded, got)
         if self.depth == "both":
             src_hash = self._read_hash(self.source, info.name, etag=info.etag)
             if src_hash != got:
-                return ("source_hash_differs", f"source re-read gives SHA-256 {src_hash}, destination {got}",
-                        src_hash, got)
+                return (
+                    "source_hash_differs",
+                    f"source re-read gives SHA-256 {src_hash}, destination {got}",
+                    src_hash,
+                    got,
+                )
             return None, None, src_hash, got
         return None, None, recorded, got
 

@@ -79,16 +79,27 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory, rig_env: dict[str, st
         "AIRFLOW_CONN_HDH_AZURE_SOURCE": json.dumps(
             {"conn_type": "wasb", "extra": {"connection_string": rig_env["AZURE_STORAGE_CONNECTION_STRING"]}}
         ),
-        "AIRFLOW_CONN_HDH_S3_DEST": json.dumps({
-            "conn_type": "aws", "login": rig_env["AWS_ACCESS_KEY_ID"], "password": rig_env["AWS_SECRET_ACCESS_KEY"],
-            "extra": {"endpoint_url": rig_env["AWS_ENDPOINT_URL_S3"], "region_name": "us-east-1",
-                      "hdh_s3_provider": "seaweedfs"},
-        }),
+        "AIRFLOW_CONN_HDH_S3_DEST": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": rig_env["AWS_ACCESS_KEY_ID"],
+                "password": rig_env["AWS_SECRET_ACCESS_KEY"],
+                "extra": {
+                    "endpoint_url": rig_env["AWS_ENDPOINT_URL_S3"],
+                    "region_name": "us-east-1",
+                    "hdh_s3_provider": "seaweedfs",
+                },
+            }
+        ),
     }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT / "plugins"))
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                   capture_output=True, env=os.environ.copy())
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
     return home
 
 

@@ -99,13 +99,17 @@ def test_thousand_small_objects_then_idempotent_rerun(azure_container, s3_bucket
 def test_names_metadata_and_content_type_preserved(azure_container, s3_bucket, home) -> None:
     names = ["data/a b/ü é.parquet", "data/x%20y#z.csv", "data/" + "deep/" * 30 + "leaf.json", "data/日本/データ.txt"]
     for i, n in enumerate(names):
-        azure_container.put(n, payload(100, seed=i), content_type="application/vnd.apache.parquet",
-                            metadata={"Producer": "cnam", "schema_version": "3"})
+        azure_container.put(
+            n,
+            payload(100, seed=i),
+            content_type="application/vnd.apache.parquet",
+            metadata={"Producer": "cnam", "schema_version": "3"},
+        )
     _copy(azure_container, s3_bucket)
     keys = sorted(o.name for o in s3_bucket.list("copy/"))
-    assert keys == sorted("copy/" + n[len("data/"):] for n in names)
+    assert keys == sorted("copy/" + n[len("data/") :] for n in names)
     for n in names:
-        head = s3_bucket.head("copy/" + n[len("data/"):])
+        head = s3_bucket.head("copy/" + n[len("data/") :])
         assert head.content_type == "application/vnd.apache.parquet"
         assert head.metadata["producer"] == "cnam" and head.metadata["schema_version"] == "3"
 
@@ -121,8 +125,9 @@ def test_corrupted_destination_fails_verify_and_copy_repairs_it(azure_container,
         head = s3_bucket.head(key)
         data = bytearray(_dest_bytes(s3_bucket, key))
         data[len(data) // 2] ^= 0x01
-        s3_bucket.client.put_object(Bucket=s3_bucket.container, Key=key, Body=bytes(data),
-                                    Metadata=head.metadata, ContentType=head.content_type)
+        s3_bucket.client.put_object(
+            Bucket=s3_bucket.container, Key=key, Body=bytes(data), Metadata=head.metadata, ContentType=head.content_type
+        )
     v = run_cli("verify", src_url, dst_url, "--no-progress")
     assert v.returncode == 1
     assert "copy/f3.bin" in v.stdout and "copy/big.bin" in v.stdout
@@ -134,8 +139,7 @@ def test_corrupted_destination_fails_verify_and_copy_repairs_it(azure_container,
     assert _dest_bytes(s3_bucket, "copy/big.bin") == payload(2 * PART + 7, seed=99)
 
 
-def test_full_verify_catches_a_flip_even_when_etag_and_metadata_were_forged(azure_container, s3_bucket,
-                                                                              home) -> None:
+def test_full_verify_catches_a_flip_even_when_etag_and_metadata_were_forged(azure_container, s3_bucket, home) -> None:
     """Quick checks trust the ETag; only re-reading (depth full) catches bytes changed behind its back."""
     azure_container.put("data/x.bin", payload(50_000, seed=5))
     _copy(azure_container, s3_bucket)
@@ -177,8 +181,9 @@ def test_source_rewritten_during_copy_is_detected_and_retried(azure_container, s
     results = ResultsWriter(home / "results.parquet")
     writer.start()
     try:
-        counts = copy_objects(azure_container, s3_bucket, s, d, azure_container.list(s.prefix), options,
-                              results=results)
+        counts = copy_objects(
+            azure_container, s3_bucket, s, d, azure_container.list(s.prefix), options, results=results
+        )
     finally:
         writer.join()
         results.close()
@@ -207,14 +212,17 @@ def test_source_changing_without_rest_fails_clearly_and_leaves_nothing(azure_con
     assert list(s3_bucket.list_multipart_uploads("c/")) == []  # the multipart upload was aborted
 
 
-def test_killed_copy_completes_on_rerun_without_resending_finished_objects(azure_container, s3_bucket,
-                                                                            home) -> None:
+def test_killed_copy_completes_on_rerun_without_resending_finished_objects(azure_container, s3_bucket, home) -> None:
     for i in range(120):
         azure_container.put(f"data/small/{i:03d}", payload(20_000, seed=i))
     azure_container.put("data/large.bin", payload(4 * PART, seed=7))
     src_url, dst_url = _urls(azure_container, s3_bucket)
-    proc = subprocess.Popen([CLI, "copy", src_url, dst_url, "--workers", "2", "--bwlimit", "1MiB", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [CLI, "copy", src_url, dst_url, "--workers", "2", "--bwlimit", "1MiB", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and sum(1 for _ in s3_bucket.list("copy/")) < 25:
         time.sleep(0.2)
@@ -291,9 +299,11 @@ def test_bad_input_gets_clear_errors(azure_container, s3_bucket, home, rig_env) 
         (("copy", "azure:/bad", dst_url), {}, "malformed location"),
         (("copy", src_url, "azure://other/x"), {}, "should be an s3:// location"),
         (("copy", src_url, dst_url), {"AWS_SECRET_ACCESS_KEY": "wrong-s3-secret"}, "refused the credentials"),
-        (("copy", src_url, dst_url),
-         {"AZURE_STORAGE_CONNECTION_STRING": rig_env["AZURE_STORAGE_CONNECTION_STRING"].replace("Eby8", "Zby8")},
-         "Azure refused the credentials"),
+        (
+            ("copy", src_url, dst_url),
+            {"AZURE_STORAGE_CONNECTION_STRING": rig_env["AZURE_STORAGE_CONNECTION_STRING"].replace("Eby8", "Zby8")},
+            "Azure refused the credentials",
+        ),
         (("copy", src_url, dst_url, "--part-size", "1MiB"), {}, "outside S3's limits"),
         (("copy", src_url, dst_url, "--part-size", "lots"), {}, "not a size"),
     ]
@@ -334,7 +344,10 @@ def test_library_verify_counts(azure_container, s3_bucket, home) -> None:
         azure_container.put(f"data/f{i}", payload(1000, seed=i))
     counts = _copy(azure_container, s3_bucket)
     assert counts.ok and counts.copied == 10
-    s, d = parse_location(f"azure://{azure_container.container}/data"), parse_location(f"s3://{s3_bucket.container}/copy")
+    s, d = (
+        parse_location(f"azure://{azure_container.container}/data"),
+        parse_location(f"s3://{s3_bucket.container}/copy"),
+    )
     v = verify_objects(azure_container, s3_bucket, s, d, azure_container.list(s.prefix), depth="both")
     assert v.ok and v.matched == 10 and v.bytes_read == 2 * 10 * 1000
 
@@ -344,9 +357,12 @@ def test_killed_large_object_resumes_its_multipart_upload(azure_container, s3_bu
     data = payload(8 * PART, seed=21)
     azure_container.put("data/huge.bin", data)
     src_url, dst_url = _urls(azure_container, s3_bucket)
-    proc = subprocess.Popen([CLI, "copy", src_url, dst_url, "--part-size", "5MiB", "--workers", "2",
-                             "--bwlimit", "4MiB", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [CLI, "copy", src_url, dst_url, "--part-size", "5MiB", "--workers", "2", "--bwlimit", "4MiB", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
 
     def stored_parts() -> int:
         uploads = list(s3_bucket.list_multipart_uploads("copy/"))
@@ -377,8 +393,9 @@ def test_corrupted_stored_part_is_not_reused(azure_container, s3_bucket, home) -
     bad = bytearray(data[:PART])
     bad[100] ^= 1
     s3_bucket.upload_part("copy/obj.bin", upload, 1, bytes(bad), md5=hashlib.md5(bad).digest(), sha256=None)
-    s3_bucket.upload_part("copy/obj.bin", upload, 2, data[PART:2 * PART],
-                          md5=hashlib.md5(data[PART:2 * PART]).digest(), sha256=None)
+    s3_bucket.upload_part(
+        "copy/obj.bin", upload, 2, data[PART : 2 * PART], md5=hashlib.md5(data[PART : 2 * PART]).digest(), sha256=None
+    )
     counts = _copy(azure_container, s3_bucket, part_size=PART)
     assert counts.copied == 1 and counts.resumed_parts == 1  # part 2 reused, part 1 re-sent
     assert _dest_bytes(s3_bucket, "copy/obj.bin") == data

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hdh_migrate.config import S3Settings
-from hdh_migrate.copy import CopyOptions, Copier
+from hdh_migrate.copy import Copier, CopyOptions
 from hdh_migrate.errors import StoreUnavailableError
 from hdh_migrate.sizes import MiB
 from hdh_migrate.stores.base import ObjectInfo, PutResult
@@ -71,8 +71,13 @@ def test_a_failing_part_with_the_budget_full_fails_the_object_instead_of_hanging
     data = bytes(12 * PART)
     source, dest = FlakySource(data, fail_offset=0), MemoryDest()
     info = ObjectInfo("data/big", len(data), "etag1", datetime.now(UTC))
-    copier = Copier(source, dest, parse_location("azure://src/data"), parse_location("s3://dst/c"),  # type: ignore[arg-type]
-                    CopyOptions(part_size=PART, workers=4, max_memory=3 * PART, retries=0))
+    copier = Copier(
+        source,
+        dest,
+        parse_location("azure://src/data"),
+        parse_location("s3://dst/c"),  # type: ignore[arg-type]
+        CopyOptions(part_size=PART, workers=4, max_memory=3 * PART, retries=0),
+    )
     result: list = []
     t = threading.Thread(target=lambda: result.append(copier.process(info)), daemon=True)
     t.start()
@@ -95,9 +100,15 @@ def test_budget_is_returned_after_success(workers: int) -> None:
 
     dest.replace_metadata = lambda *a, **k: None  # type: ignore[attr-defined]
     dest.complete_multipart = lambda name, uid, parts: PutResult(  # type: ignore[attr-defined]
-        etag=hashlib.md5(b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in parts)).hexdigest() + f"-{len(parts)}")
-    copier = Copier(Source(data, -1), dest, parse_location("azure://src/data"), parse_location("s3://dst/c"),  # type: ignore[arg-type]
-                    CopyOptions(part_size=PART, workers=workers, max_memory=2 * PART))
+        etag=hashlib.md5(b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in parts)).hexdigest() + f"-{len(parts)}"
+    )
+    copier = Copier(
+        Source(data, -1),
+        dest,
+        parse_location("azure://src/data"),
+        parse_location("s3://dst/c"),  # type: ignore[arg-type]
+        CopyOptions(part_size=PART, workers=workers, max_memory=2 * PART),
+    )
     out = copier.process(ObjectInfo("data/big", len(data), "e", datetime.now(UTC)))
     copier.close()
     assert out.status == "copied", out.reason

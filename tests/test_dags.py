@@ -28,8 +28,19 @@ def test_dags_import_without_errors(dagbag) -> None:
     assert dag is not None and dag.doc_md
     for t in dag.tasks:
         assert t.doc_md, f"{t.task_id} has no doc_md"
-    expected = {"dataset", "source_conn_id", "source_container", "source_prefix", "dest_conn_id", "dest_bucket",
-                "dest_prefix", "part_size_mib", "max_parallel", "verify", "dry_run"}
+    expected = {
+        "dataset",
+        "source_conn_id",
+        "source_container",
+        "source_prefix",
+        "dest_conn_id",
+        "dest_bucket",
+        "dest_prefix",
+        "part_size_mib",
+        "max_parallel",
+        "verify",
+        "dry_run",
+    }
     assert expected <= set(dag.params.keys())
     for name in expected:
         assert dag.params.get_param(name).description, f"Param {name} has no description"
@@ -42,10 +53,10 @@ import socket, sys
 def refuse(*a, **k):
     raise AssertionError("network access at DAG parse time")
 socket.socket.connect = refuse
-sys.path.insert(0, {str(ROOT / 'plugins')!r})
+sys.path.insert(0, {str(ROOT / "plugins")!r})
 import runpy
 for f in ("hdh_migrate_dataset.py",):
-    runpy.run_path({str(ROOT / 'dags')!r} + "/" + f)
+    runpy.run_path({str(ROOT / "dags")!r} + "/" + f)
 heavy = [m for m in ("boto3", "azure.storage.blob", "pyarrow", "great_expectations") if m in sys.modules]
 assert not heavy, heavy
 print("ok")
@@ -55,9 +66,19 @@ print("ok")
 
 
 def _conf(src, dst, **over):
-    conf = {"dataset": "test-ds", "source_conn_id": "hdh_azure_source", "source_container": src.container,
-            "source_prefix": "snds", "dest_conn_id": "hdh_s3_dest", "dest_bucket": dst.container,
-            "dest_prefix": "migrated", "part_size_mib": 5, "max_parallel": 4, "verify": "full", "dry_run": False}
+    conf = {
+        "dataset": "test-ds",
+        "source_conn_id": "hdh_azure_source",
+        "source_container": src.container,
+        "source_prefix": "snds",
+        "dest_conn_id": "hdh_s3_dest",
+        "dest_bucket": dst.container,
+        "dest_prefix": "migrated",
+        "part_size_mib": 5,
+        "max_parallel": 4,
+        "verify": "full",
+        "dry_run": False,
+    }
     return conf | over
 
 
@@ -76,7 +97,7 @@ def test_full_run_copies_byte_identically_and_verifies(dagbag, azure_container, 
     # no table folder with a suite here: the Great Expectations step has nothing to do
     assert all(ti.state == "skipped" for (tid, _), ti in tis.items() if tid == "validate_table")
     for name, data in originals.items():
-        key = "migrated/" + name[len("snds/"):]
+        key = "migrated/" + name[len("snds/") :]
         got = b"".join(s3_bucket.iter_read(key, chunk_size=1 << 20))
         assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest(), key
     summary_ti = tis[("summary", -1)]
@@ -117,8 +138,9 @@ def test_bad_params_fail_fast_with_clear_messages(dagbag, azure_container, s3_bu
     assert "'no_such_conn' does not exist" in alerts[0] and "Admin > Connections" in alerts[0]
 
 
-def test_run_validates_seeded_snds_tables_on_both_sides(dagbag, azure_container, s3_bucket, tmp_path,
-                                                        monkeypatch, caplog) -> None:
+def test_run_validates_seeded_snds_tables_on_both_sides(
+    dagbag, azure_container, s3_bucket, tmp_path, monkeypatch, caplog
+) -> None:
     from hdh_migrate.schema import get_table
     from hdh_migrate.seed import seed_table
 
@@ -128,8 +150,11 @@ def test_run_validates_seeded_snds_tables_on_both_sides(dagbag, azure_container,
     dag = dagbag.get_dag("hdh_migrate_dataset")
     dr = dag.test(run_conf=_conf(azure_container, s3_bucket, dataset="snds-validate"))
     assert dr.state == "success"
-    validated = sorted(ti.xcom_pull(task_ids="validate_table", map_indexes=ti.map_index)["table"]
-                       for ti in dr.get_task_instances() if ti.task_id == "validate_table")
+    validated = sorted(
+        ti.xcom_pull(task_ids="validate_table", map_indexes=ti.map_index)["table"]
+        for ti in dr.get_task_instances()
+        if ti.task_id == "validate_table"
+    )
     assert validated == ["ER_PRS_F", "IR_BEN_R"]
     summary = json.loads(Path(dr.get_task_instance("summary").xcom_pull(task_ids="summary")["summary"]).read_text())
     assert [v["table"] for v in summary["validations"]] == ["ER_PRS_F", "IR_BEN_R"]
@@ -139,8 +164,9 @@ def test_run_validates_seeded_snds_tables_on_both_sides(dagbag, azure_container,
     suites = tmp_path / "suites"
     suites.mkdir()
     doc = json.loads((ROOT / "expectations" / "IR_BEN_R.json").read_text())
-    doc["expectations"].append({"type": "expect_table_row_count_to_equal", "kwargs": {"value": 5},
-                                "meta": {"hdh_origin": "hand"}})
+    doc["expectations"].append(
+        {"type": "expect_table_row_count_to_equal", "kwargs": {"value": 5}, "meta": {"hdh_origin": "hand"}}
+    )
     (suites / "IR_BEN_R.json").write_text(json.dumps(doc))
     monkeypatch.setenv("HDH_MIGRATE_EXPECTATIONS_DIR", str(suites))
     caplog.clear()

@@ -39,14 +39,30 @@ def test_compose_file_is_valid_and_has_every_component(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     services = subprocess.run([*cmd, "--profile", "rig", "config", "--services"], capture_output=True, text=True)
     names = set(services.stdout.split())
-    assert {"postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer", "airflow-worker", "airflow-init", "azurite", "seaweedfs"} <= names
+    assert {
+        "postgres",
+        "redis",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "airflow-init",
+        "azurite",
+        "seaweedfs",
+    } <= names
     assert "CeleryExecutor" in r.stdout and "hdh_dest_store" in r.stdout
 
 
 def test_compose_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
-    cmd = [*_compose(), "-f", str(DOCKER / "compose.yaml"), "--env-file",
-           str(_env_file(tmp_path, AIRFLOW_FERNET_KEY=True)), "config"]
+    cmd = [
+        *_compose(),
+        "-f",
+        str(DOCKER / "compose.yaml"),
+        "--env-file",
+        str(_env_file(tmp_path, AIRFLOW_FERNET_KEY=True)),
+        "config",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert r.returncode != 0 and "set AIRFLOW_FERNET_KEY" in (r.stderr + r.stdout)
 

@@ -30,8 +30,13 @@ def store(request: pytest.FixtureRequest, azure_container: AzureBlobStore, s3_bu
 
 def test_put_head_list_read_delete(store) -> None:
     data = payload(70_000, seed=3)
-    store.put("p/a b/ü.bin", data, content_type="application/x-test", metadata={"origin": "snds"},
-              md5=hashlib.md5(data).digest())
+    store.put(
+        "p/a b/ü.bin",
+        data,
+        content_type="application/x-test",
+        metadata={"origin": "snds"},
+        md5=hashlib.md5(data).digest(),
+    )
     store.put("p/other", b"x")
     store.put("q/outside", b"y")
     head = store.head("p/a b/ü.bin")
@@ -70,8 +75,12 @@ def test_missing_container_or_bucket_is_a_typed_error(rig_env) -> None:
 
 
 def test_refused_credentials_are_a_typed_error_without_the_secret(rig_env, s3_bucket: S3Store) -> None:
-    bad_az = dict(rig_env, AZURE_STORAGE_CONNECTION_STRING=rig_env["AZURE_STORAGE_CONNECTION_STRING"].replace(
-        "AccountKey=Eby8", "AccountKey=Xby8"))
+    bad_az = dict(
+        rig_env,
+        AZURE_STORAGE_CONNECTION_STRING=rig_env["AZURE_STORAGE_CONNECTION_STRING"].replace(
+            "AccountKey=Eby8", "AccountKey=Xby8"
+        ),
+    )
     with pytest.raises(CredentialsError) as exc:
         AzureBlobStore(azure_settings_from_env(bad_az), "anything").check_access()
     assert "Xby8" not in str(exc.value)

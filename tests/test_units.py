@@ -49,8 +49,13 @@ def test_names_kept_exactly(key: str) -> None:
 
 @pytest.mark.parametrize(
     ("key", "why"),
-    [("a\x01b", "control character"), ("a//b", "segment"), ("a/../b", "segment"), ("x" * 1025, "too long"),
-     ("dir/", "folder marker")],
+    [
+        ("a\x01b", "control character"),
+        ("a//b", "segment"),
+        ("a/../b", "segment"),
+        ("x" * 1025, "too long"),
+        ("dir/", "folder marker"),
+    ],
 )
 def test_unsafe_names_rejected_with_reason(key: str, why: str) -> None:
     with pytest.raises(InvalidObjectNameError, match=why):

@@ -133,7 +133,9 @@ class AzureBlobStore:
             if status in (429, 503):
                 raise ThrottledError(f"Azure is throttling requests to {where} (HTTP {status})") from None
             if status >= 500:
-                raise StoreUnavailableError(f"Azure returned HTTP {status} for {where} while trying to {what}") from None
+                raise StoreUnavailableError(
+                    f"Azure returned HTTP {status} for {where} while trying to {what}"
+                ) from None
             raise HdhMigrateError(f"Azure error while trying to {what} {where}: HTTP {status} {code}") from None
 
     # -- operations ---------------------------------------------------------------------------------
@@ -179,9 +181,11 @@ class AzureBlobStore:
         if etag:
             cond = {"etag": _quoted(etag), "match_condition": MatchConditions.IfNotModified}
         with self._errors("read", name):
-            return self._container.get_blob_client(name).download_blob(
-                offset=offset, length=length, max_concurrency=1, **cond
-            ).readall()
+            return (
+                self._container.get_blob_client(name)
+                .download_blob(offset=offset, length=length, max_concurrency=1, **cond)
+                .readall()
+            )
 
     def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
         info = self.head(name)

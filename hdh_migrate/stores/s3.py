@@ -37,7 +37,13 @@ from ..errors import (
 )
 from .base import ObjectInfo, PutResult
 
-_CRED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AuthorizationHeaderMalformed"}
+_CRED_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "AuthorizationHeaderMalformed",
+}
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 
 
@@ -146,7 +152,9 @@ class S3Store:
                 ) from None
             raise HdhMigrateError(f"S3 error while trying to {what} {where}: {code or status}") from None
         except BotoCoreError as exc:
-            raise StoreUnavailableError(f"S3 client error while trying to {what} {where}: {type(exc).__name__}") from None
+            raise StoreUnavailableError(
+                f"S3 client error while trying to {what} {where}: {type(exc).__name__}"
+            ) from None
 
     # -- core operations ----------------------------------------------------------------------------
     def check_access(self) -> None:
@@ -192,7 +200,11 @@ class S3Store:
         extra: dict[str, Any] = {"IfMatch": f'"{etag}"'} if etag else {}
         with self._errors("read", name):
             r = self._client.get_object(
-                Bucket=self.container, Key=name, Range=f"bytes={offset}-{offset + length - 1}", **extra, **self._sse_read
+                Bucket=self.container,
+                Key=name,
+                Range=f"bytes={offset}-{offset + length - 1}",
+                **extra,
+                **self._sse_read,
             )
             return r["Body"].read()
 
@@ -362,8 +374,12 @@ class S3Store:
             for page in c.get_paginator("list_object_versions").paginate(Bucket=self.container):
                 for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
                     with contextlib.suppress(ClientError):
-                        c.delete_object(Bucket=self.container, Key=v["Key"], VersionId=v["VersionId"],
-                                        BypassGovernanceRetention=True)
+                        c.delete_object(
+                            Bucket=self.container,
+                            Key=v["Key"],
+                            VersionId=v["VersionId"],
+                            BypassGovernanceRetention=True,
+                        )
             for obj in list(self.list("")):
                 with contextlib.suppress(ClientError):
                     c.delete_object(Bucket=self.container, Key=obj.name)

@@ -44,11 +44,20 @@ def format_alert(context: dict[str, Any]) -> dict[str, Any]:
     task_id = getattr(ti, "task_id", "?")
     dataset = params.get("dataset", "?")
     code = error_code(exc)
-    line = (f"HDH-MIGRATE ALERT dataset={dataset} task={task_id} shard={shard} error={code}: "
-            f"{message[:1500]} | log: {log_url}")
+    line = (
+        f"HDH-MIGRATE ALERT dataset={dataset} task={task_id} shard={shard} error={code}: "
+        f"{message[:1500]} | log: {log_url}"
+    )
     run_id = getattr(context.get("dag_run"), "run_id", None) or context.get("run_id")
-    return {"text": line, "dataset": dataset, "task": task_id, "shard": shard, "error": code,
-            "log_url": log_url, "run_id": run_id}
+    return {
+        "text": line,
+        "dataset": dataset,
+        "task": task_id,
+        "shard": shard,
+        "error": code,
+        "log_url": log_url,
+        "run_id": run_id,
+    }
 
 
 def on_failure(context: dict[str, Any]) -> None:

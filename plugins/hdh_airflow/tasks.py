@@ -22,6 +22,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from hdh_airflow.connections import azure_settings_from_connection, s3_settings_from_connection
 from hdh_migrate import __version__
 from hdh_migrate.config import encryption_summary
 from hdh_migrate.copy import CopyOptions, copy_objects
@@ -32,8 +33,6 @@ from hdh_migrate.sizes import MiB, human_bytes
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.urls import Location, parse_location
 from hdh_migrate.verify import find_extras, verify_objects
-
-from hdh_airflow.connections import azure_settings_from_connection, s3_settings_from_connection
 
 log = logging.getLogger("hdh_migrate.airflow")
 
@@ -78,8 +77,9 @@ def open_stores(params: dict[str, Any], workers: int = 8) -> tuple[Location, Loc
     src, dst = locations(params)
     with airflow_errors("opening the stores"):
         conns = workers * 2 + 4
-        source = AzureBlobStore(azure_settings_from_connection(params["source_conn_id"]), src.container,
-                                max_connections=conns)
+        source = AzureBlobStore(
+            azure_settings_from_connection(params["source_conn_id"]), src.container, max_connections=conns
+        )
         dest = S3Store(s3_settings_from_connection(params["dest_conn_id"]), dst.container, max_connections=conns)
     return src, dst, source, dest
 
@@ -87,8 +87,9 @@ def open_stores(params: dict[str, Any], workers: int = 8) -> tuple[Location, Loc
 def options_from_params(params: dict[str, Any]) -> CopyOptions:
     part = int(params["part_size_mib"]) * MiB
     workers = int(params["max_parallel"])
-    options = CopyOptions(part_size=part, workers=workers, max_memory=max(512 * MiB, 4 * part),
-                          dry_run=bool(params.get("dry_run")))
+    options = CopyOptions(
+        part_size=part, workers=workers, max_memory=max(512 * MiB, 4 * part), dry_run=bool(params.get("dry_run"))
+    )
     with airflow_errors("checking the Params"):
         options.validate()
     return options
@@ -108,22 +109,34 @@ def inventory(params: dict[str, Any], run_id: str, triggered_by: str | None) -> 
     with airflow_errors("listing the source"):
         stats = write_inventory(source.list(src.prefix), work / "inventory.parquet")
     run = {
-        "dataset": params["dataset"], "run_id": run_id, "triggered_by": triggered_by,
-        "source": str(src), "source_endpoint": source.settings.describe(),
-        "destination": str(dst), "destination_endpoint": dest.settings.describe(),
-        "provider": dest.settings.provider, "encryption": encryption_summary(dest.settings),
-        "params": {k: v for k, v in params.items()}, "tool": f"hdh-migrate/{__version__}",
+        "dataset": params["dataset"],
+        "run_id": run_id,
+        "triggered_by": triggered_by,
+        "source": str(src),
+        "source_endpoint": source.settings.describe(),
+        "destination": str(dst),
+        "destination_endpoint": dest.settings.describe(),
+        "provider": dest.settings.provider,
+        "encryption": encryption_summary(dest.settings),
+        "params": {k: v for k, v in params.items()},
+        "tool": f"hdh-migrate/{__version__}",
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (work / "run.json").write_text(json.dumps(run, indent=2, default=str))
     log.info("inventory of %s: %s objects, %s -> %s", src, f"{stats.objects:,}", human_bytes(stats.bytes), stats.path)
-    return {"work_dir": str(work), "inventory": stats.path, "objects": stats.objects, "bytes": stats.bytes,
-            "sha256": stats.sha256}
+    return {
+        "work_dir": str(work),
+        "inventory": stats.path,
+        "objects": stats.objects,
+        "bytes": stats.bytes,
+        "sha256": stats.sha256,
+    }
 
 
 def plan(inv: dict[str, Any], *, max_objects: int = 0, max_shards: int = 1000) -> list[dict[str, Any]]:
-    shards = plan_shards(inv["inventory"], Path(inv["work_dir"]) / "shards", max_shards=max_shards,
-                         max_objects=max_objects or None)
+    shards = plan_shards(
+        inv["inventory"], Path(inv["work_dir"]) / "shards", max_shards=max_shards, max_objects=max_objects or None
+    )
     log.info("planned %d shards for %s objects", len(shards), f"{inv['objects']:,}")
     return [s.to_dict() | {"work_dir": inv["work_dir"]} for s in shards]
 
@@ -134,9 +147,16 @@ def copy_shard(params: dict[str, Any], shard: dict[str, Any], try_number: int) -
     results_path = Path(shard["work_dir"]) / "results" / f"copy-{shard['index']:05d}-try{try_number}.parquet"
     with airflow_errors(f"copying {shard['label']}"), ResultsWriter(results_path) as results:
         counts = copy_objects(source, dest, src, dst, iter_inventory(shard["path"]), options, results=results)
-    log.info("%s: copied %d (%s), skipped %d already copied, failed %d, rejected %d, retried %d",
-             shard["label"], counts.copied, human_bytes(counts.copied_bytes), counts.skipped, counts.failed,
-             counts.rejected, counts.retried)
+    log.info(
+        "%s: copied %d (%s), skipped %d already copied, failed %d, rejected %d, retried %d",
+        shard["label"],
+        counts.copied,
+        human_bytes(counts.copied_bytes),
+        counts.skipped,
+        counts.failed,
+        counts.rejected,
+        counts.retried,
+    )
     if not counts.ok:
         lines = "; ".join(f"{e['name']}: [{e['code']}] {e['message']}" for e in counts.errors[:5])
         more = f" (and {len(counts.errors) - 5} more in {results_path})" if len(counts.errors) > 5 else ""
@@ -146,10 +166,20 @@ def copy_shard(params: dict[str, Any], shard: dict[str, Any], try_number: int) -
             f"[{counts.errors[0]['code']}] {shard['label']}: {counts.failed + counts.rejected} objects could not be "
             f"copied: {lines}{more}. Fix the cause, then clear this task: it resumes and re-copies only these."
         )
-    return {"index": shard["index"], "label": shard["label"], "path": shard["path"], "work_dir": shard["work_dir"],
-            "objects": shard["objects"], "bytes": shard["bytes"], "copied": counts.copied,
-            "copied_bytes": counts.copied_bytes, "skipped": counts.skipped, "retried": counts.retried,
-            "results": str(results_path), "dry_run": options.dry_run}
+    return {
+        "index": shard["index"],
+        "label": shard["label"],
+        "path": shard["path"],
+        "work_dir": shard["work_dir"],
+        "objects": shard["objects"],
+        "bytes": shard["bytes"],
+        "copied": counts.copied,
+        "copied_bytes": counts.copied_bytes,
+        "skipped": counts.skipped,
+        "retried": counts.retried,
+        "results": str(results_path),
+        "dry_run": options.dry_run,
+    }
 
 
 def verify_shard(params: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
@@ -159,8 +189,16 @@ def verify_shard(params: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any
     src, dst, source, dest = open_stores(params, int(params["max_parallel"]))
     results_path = Path(shard["work_dir"]) / "results" / f"verify-{shard['index']:05d}.parquet"
     with airflow_errors(f"verifying {shard['label']}"), ResultsWriter(results_path) as results:
-        counts = verify_objects(source, dest, src, dst, iter_inventory(shard["path"]), depth=depth,
-                                workers=int(params["max_parallel"]), results=results)
+        counts = verify_objects(
+            source,
+            dest,
+            src,
+            dst,
+            iter_inventory(shard["path"]),
+            depth=depth,
+            workers=int(params["max_parallel"]),
+            results=results,
+        )
     if not counts.ok:
         lines = "; ".join(f"{p['key'] or p['name']}: {p['problem']} ({p['detail']})" for p in counts.problems[:5])
         raise AirflowFailException(
@@ -168,10 +206,20 @@ def verify_shard(params: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any
             f"{counts.errors} unreadable: {lines}. Clear the copy task of this shard (with downstream) to "
             f"re-copy exactly these objects; details in {results_path}"
         )
-    log.info("%s verified (%s): %d objects match, %s re-read", shard["label"], depth, counts.matched,
-             human_bytes(counts.bytes_read))
-    return {"index": shard["index"], "matched": counts.matched, "bytes_read": counts.bytes_read,
-            "depth": depth, "results": str(results_path)}
+    log.info(
+        "%s verified (%s): %d objects match, %s re-read",
+        shard["label"],
+        depth,
+        counts.matched,
+        human_bytes(counts.bytes_read),
+    )
+    return {
+        "index": shard["index"],
+        "matched": counts.matched,
+        "bytes_read": counts.bytes_read,
+        "depth": depth,
+        "results": str(results_path),
+    }
 
 
 def expectations_dir() -> Path:
@@ -192,7 +240,7 @@ def tables_to_validate(params: dict[str, Any], inv: dict[str, Any]) -> list[dict
     present: set[str] = set()
     for batch in pq.ParquetFile(inv["inventory"]).iter_batches(columns=["name"], batch_size=50_000):
         for name in batch.column("name").to_pylist():
-            rel = name[len(src.prefix):]
+            rel = name[len(src.prefix) :]
             if "/" in rel:
                 present.add(rel.split("/", 1)[0])
     requested = [t for t in (params.get("validate_tables") or []) if t]
@@ -220,8 +268,14 @@ def validate(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     work = Path(item["work_dir"])
     with airflow_errors(f"validating table {item['table']}"):
         result = validate_table(
-            item["table"], item["suite"], str(src), str(dst), data_docs_dir=work / "data_docs" / item["table"],
-            source_store=source, destination_store=dest, raise_on_failure=False,
+            item["table"],
+            item["suite"],
+            str(src),
+            str(dst),
+            data_docs_dir=work / "data_docs" / item["table"],
+            source_store=source,
+            destination_store=dest,
+            raise_on_failure=False,
         )
     out = work / "validation" / f"{item['table']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -229,13 +283,22 @@ def validate(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     if not result["success"]:
         raise AirflowFailException(f"[validation_failed] {failure_message(result)} (details: {out})")
     rows = result["source"].get("metrics", {}).get("row_count")
-    log.info("table %s valid on both sides, metrics equal (%s rows); Data Docs: %s", item["table"], rows,
-             result.get("data_docs"))
+    log.info(
+        "table %s valid on both sides, metrics equal (%s rows); Data Docs: %s",
+        item["table"],
+        rows,
+        result.get("data_docs"),
+    )
     return {"table": item["table"], "success": True, "result": str(out), "data_docs": result.get("data_docs")}
 
 
-def summary(params: dict[str, Any], inv: dict[str, Any], copies: list[dict[str, Any]],
-            verifies: list[dict[str, Any]], validations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def summary(
+    params: dict[str, Any],
+    inv: dict[str, Any],
+    copies: list[dict[str, Any]],
+    verifies: list[dict[str, Any]],
+    validations: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Check extras on the destination, gather the shard results, write summary.json."""
     work = Path(inv["work_dir"])
     src, dst, _source, dest = open_stores(params)
@@ -270,8 +333,15 @@ def summary(params: dict[str, Any], inv: dict[str, Any], copies: list[dict[str, 
             f"[extra_objects] {len(extras)} objects under {dst} have no source (e.g. {extras[:3]}): the destination "
             "prefix is shared or holds leftovers; clean it or choose another dest_prefix before cutover"
         )
-    return {"work_dir": str(work), "summary": str(work / "summary.json"), "objects": inv["objects"],
-            "bytes": inv["bytes"], "copied": copied, "verified": result["verified"], "ok": result["ok"]}
+    return {
+        "work_dir": str(work),
+        "summary": str(work / "summary.json"),
+        "objects": inv["objects"],
+        "bytes": inv["bytes"],
+        "copied": copied,
+        "verified": result["verified"],
+        "ok": result["ok"],
+    }
 
 
 __all__ = ["HdhMigrateError", "copy_shard", "inventory", "plan", "summary", "verify_shard"]
