@@ -62,8 +62,8 @@ PARAMS = {
         description="Azure Blob container holding the dataset (3-63 lowercase letters, digits, hyphens).",
     ),
     "source_prefix": Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         title="Source prefix",
         description="Folder inside the container; every blob under it is copied. Empty means the whole container.",
     ),
@@ -82,8 +82,8 @@ PARAMS = {
         description="S3 bucket that receives the dataset; it must already exist (provisioned by the store).",
     ),
     "dest_prefix": Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         title="Destination prefix",
         description="Folder in the bucket; the blob PREFIX/a/b.parquet lands at DEST_PREFIX/a/b.parquet.",
     ),
@@ -254,7 +254,7 @@ def hdh_migrate_dataset() -> None:
             params, inv, list(copies or []), [v for v in (verifies or []) if v], [v for v in (validations or []) if v]
         )
         if result["ok"] and not params["dry_run"]:
-            prefix = params["dest_prefix"].strip("/")
+            prefix = (params["dest_prefix"] or "").strip("/")
             ctx["outlet_events"][MIGRATED].add(
                 Asset(
                     name=f"hdh-migrate/{params['dataset']}",

@@ -199,8 +199,12 @@ class Copier:
         *,
         results: ResultsWriter | None = None,
         progress: Progress | None = None,
+        force: Iterable[str] = (),
     ) -> None:
         self.source = source
+        # source names to copy again whatever the destination looks like (e.g. those a verification
+        # rejected: a byte flipped at rest leaves size, ETag and metadata intact)
+        self.force = frozenset(force)
         self.dest = dest
         self.src = src
         self.dst = dst
@@ -296,7 +300,10 @@ class Copier:
         while True:
             attempts += 1
             try:
-                state, reason = self.destination_state(current, key)
+                if current.name in self.force:
+                    state, reason = "forced", "rejected by a verification: copied again"
+                else:
+                    state, reason = self.destination_state(current, key)
                 if state == "complete":
                     return self._outcome(
                         current, key, "would_skip" if self.options.dry_run else "skipped", reason, attempts, start
@@ -643,9 +650,10 @@ def copy_objects(
     *,
     results: ResultsWriter | None = None,
     progress: Progress | None = None,
+    force: Iterable[str] = (),
 ) -> CopyCounts:
     """Copy the given objects (a listing, a manifest or a shard of one). The library entry point."""
-    copier = Copier(source, dest, src, dst, options, results=results, progress=progress)
+    copier = Copier(source, dest, src, dst, options, results=results, progress=progress, force=force)
     try:
         return copier.run(objects)
     finally:

@@ -63,6 +63,12 @@ class BucketNotFoundError(PermanentError):
     code = "bucket_not_found"
 
 
+class DestinationFullError(PermanentError):
+    """The S3 store refuses writes for lack of space or quota: a person must free or buy space."""
+
+    code = "destination_full"
+
+
 class ObjectNotFoundError(PermanentError):
     code = "object_not_found"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .checksums import file_sha256
@@ -117,9 +118,7 @@ def iter_inventory(path: str | Path, *, batch_rows: int = 10_000) -> Iterator[Ob
 def inventory_stats(path: str | Path) -> ManifestStats:
     pf = pq.ParquetFile(path)
     sizes = pf.read(columns=["size"]).column("size")
-    return ManifestStats(
-        str(path), pf.metadata.num_rows, int(pa.compute.sum(sizes).as_py() or 0), file_sha256(str(path))
-    )
+    return ManifestStats(str(path), pf.metadata.num_rows, int(pc.sum(sizes).as_py() or 0), file_sha256(str(path)))
 
 
 class ResultsWriter:

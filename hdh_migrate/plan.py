@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import ConfigError
@@ -54,7 +55,7 @@ def plan_shards(
         raise ConfigError("max_shards must be at least 2")
     pf = pq.ParquetFile(inventory)
     total_objects = pf.metadata.num_rows
-    total_bytes = int(pa.compute.sum(pf.read(columns=["size"]).column("size")).as_py() or 0)
+    total_bytes = int(pc.sum(pf.read(columns=["size"]).column("size")).as_py() or 0)
     half = max_shards // 2
     object_target = max(min_objects, math.ceil(total_objects / half))
     if max_objects:

@@ -218,12 +218,12 @@ class AzureBlobStore:
 
     def delete_container(self) -> None:
         """For the rig and tests only: removes the container and everything in it."""
-        with contextlib.suppress(ResourceNotFoundError, ContainerNotFoundError), self._errors("delete the container"):
+        with contextlib.suppress(ContainerNotFoundError), self._errors("delete the container"):
             self._container.delete_container()
 
     def create_container(self) -> None:
         """For the rig and tests only: in production the container already exists."""
-        with contextlib.suppress(ResourceExistsError), self._errors("create the container"):
+        with self._errors("create the container"), contextlib.suppress(ResourceExistsError):
             self._container.create_container()
 
 

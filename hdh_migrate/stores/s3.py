@@ -29,6 +29,7 @@ from ..errors import (
     BucketNotFoundError,
     CorruptedTransferError,
     CredentialsError,
+    DestinationFullError,
     HdhMigrateError,
     ObjectNotFoundError,
     SourceChangedError,
@@ -129,6 +130,11 @@ class S3Store:
                 raise SourceChangedError(f"{where} changed while it was being read (If-Match failed)") from None
             if code in ("NoSuchKey", "NotFound") or status == 404:
                 raise ObjectNotFoundError(f"{where} does not exist") from None
+            if code in ("QuotaExceeded", "InsufficientStorage") or status == 507:
+                raise DestinationFullError(
+                    f"the S3 store at {endpoint} refused to store {where}: {code or 'HTTP 507'} (no space or quota)",
+                    hint="raise the bucket's quota or free space with the provider, then clear the failed task",
+                ) from None
             if code in _CRED_CODES:
                 raise CredentialsError(
                     f"the S3 endpoint {endpoint} refused the credentials ({code}) while trying to {what}",

@@ -145,8 +145,14 @@ def copy_shard(params: dict[str, Any], shard: dict[str, Any], try_number: int) -
     options = options_from_params(params)
     src, dst, source, dest = open_stores(params, options.workers)
     results_path = Path(shard["work_dir"]) / "results" / f"copy-{shard['index']:05d}-try{try_number}.parquet"
+    rejected_file = _rejected_by_verify(shard)
+    force = json.loads(rejected_file.read_text()) if rejected_file.exists() else []
+    if force:
+        log.info("%s: %d objects rejected by the last verification are copied again", shard["label"], len(force))
     with airflow_errors(f"copying {shard['label']}"), ResultsWriter(results_path) as results:
-        counts = copy_objects(source, dest, src, dst, iter_inventory(shard["path"]), options, results=results)
+        counts = copy_objects(
+            source, dest, src, dst, iter_inventory(shard["path"]), options, results=results, force=force
+        )
     log.info(
         "%s: copied %d (%s), skipped %d already copied, failed %d, rejected %d, retried %d",
         shard["label"],
@@ -166,6 +172,8 @@ def copy_shard(params: dict[str, Any], shard: dict[str, Any], try_number: int) -
             f"[{counts.errors[0]['code']}] {shard['label']}: {counts.failed + counts.rejected} objects could not be "
             f"copied: {lines}{more}. Fix the cause, then clear this task: it resumes and re-copies only these."
         )
+    if force:
+        rejected_file.replace(rejected_file.with_suffix(".recopied.json"))
     return {
         "index": shard["index"],
         "label": shard["label"],
@@ -180,6 +188,10 @@ def copy_shard(params: dict[str, Any], shard: dict[str, Any], try_number: int) -
         "results": str(results_path),
         "dry_run": options.dry_run,
     }
+
+
+def _rejected_by_verify(shard: dict[str, Any]) -> Path:
+    return Path(shard["work_dir"]) / "results" / f"verify-rejected-{shard['index']:05d}.json"
 
 
 def verify_shard(params: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +212,8 @@ def verify_shard(params: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any
             results=results,
         )
     if not counts.ok:
+        # the copy task of this shard, once cleared, copies exactly these objects again
+        _rejected_by_verify(shard).write_text(json.dumps(sorted({p["name"] for p in counts.problems if p["name"]})))
         lines = "; ".join(f"{p['key'] or p['name']}: {p['problem']} ({p['detail']})" for p in counts.problems[:5])
         raise AirflowFailException(
             f"[verification_failed] {shard['label']}: {counts.missing} missing, {counts.differs} differing, "
