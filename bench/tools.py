@@ -1,0 +1,172 @@
+"""The contenders' command lines, built from the rig: hdh-migrate, rclone, the Airflow operator, the store limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hdh_migrate import rig
+
+from .shapes import CONTAINER
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = str(ROOT / ".venv/bin/python")
+HDH = str(ROOT / ".venv/bin/hdh-migrate")
+BUCKET = "hdh-bench"
+PYCACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hdh-bench" / "pycache"
+
+# rclone's settings, the same parallelism as hdh-migrate's defaults (8 transfers, 8 MiB parts); chosen by
+# trying rclone's defaults and a few variants on this rig (bench/README.md): these were its best.
+RCLONE_COPY_FLAGS = ["--transfers", "8", "--checkers", "16", "--s3-chunk-size", "8M", "--s3-upload-concurrency", "4"]
+RCLONE_CHECK_FLAGS = ["--checkers", "8"]
+# for the store's own write limit: rclone from tmpfs, no client-side MD5 pass, more parts in flight
+RCLONE_LIMIT_FLAGS = ["--transfers", "8", "--checkers", "16", "--s3-chunk-size", "8M", "--s3-upload-concurrency", "8",
+                      "--s3-disable-checksum"]
+
+
+def ensure_rclone(log=print) -> str:  # type: ignore[no-untyped-def]
+    """rclone from Debian (1.60), installed if missing (root is available here and in CI)."""
+    found = shutil.which("rclone")
+    if found:
+        return found
+    log("installing rclone (apt-get install rclone)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "rclone"], check=True, env=env, stdout=subprocess.DEVNULL)
+    found = shutil.which("rclone")
+    if not found:
+        raise SystemExit("rclone could not be installed")
+    return found
+
+
+def container_sas_url(hours: int = 12) -> str:
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    token = generate_container_sas(
+        account_name=rig.AZURITE_ACCOUNT, container_name=CONTAINER, account_key=rig.AZURITE_KEY,
+        permission=ContainerSasPermissions(read=True, list=True), expiry=datetime.now(UTC) + timedelta(hours=hours),
+    )
+    return f"http://{rig.HOST}:{rig.AZURE_PORT}/{rig.AZURITE_ACCOUNT}/{CONTAINER}?{token}"
+
+
+class Env:
+    """Environments and config files of one benchmark run (a temp folder removed at the end)."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="hdh-bench-"))
+        self.rig = rig.env()
+        self.sas_url = container_sas_url()
+        self.rclone_conf = self.tmp / "rclone.conf"
+        self.rclone_conf.write_text(
+            "[az]\ntype = azureblob\n"
+            f"sas_url = {self.sas_url}\n\n"
+            "[s3]\ntype = s3\nprovider = Other\n"
+            f"access_key_id = {self.rig['AWS_ACCESS_KEY_ID']}\n"
+            f"secret_access_key = {self.rig['AWS_SECRET_ACCESS_KEY']}\n"
+            f"endpoint = {self.rig['AWS_ENDPOINT_URL_S3']}\nregion = {self.rig['AWS_REGION']}\n"
+            "force_path_style = true\nno_check_bucket = true\n"
+        )
+        (self.tmp / "airflow").mkdir()
+
+    @staticmethod
+    def python_env(env: dict[str, str]) -> dict[str, str]:
+        """Python tools run with their bytecode cached, as a normal installation has it.
+
+        This machine exports PYTHONDONTWRITEBYTECODE=1 and the venv holds no .pyc files, so every Python
+        start would compile boto3, azure, pyarrow, pandas... from source (~1-2 s per start, more for
+        Airflow). The cache goes to a folder of the benchmark's own (PYTHONPYCACHEPREFIX), not into .venv.
+        """
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+        return env
+
+    def hdh_env(self) -> dict[str, str]:
+        env = dict(os.environ, **self.rig, HDH_MIGRATE_HOME=str(self.tmp / "hdh-home"))
+        return self.python_env(env)
+
+    def rclone_env(self) -> dict[str, str]:
+        env = dict(os.environ, RCLONE_CONFIG=str(self.rclone_conf))
+        env.pop("AWS_CA_BUNDLE", None)  # rclone's S3 backend fails on it here
+        return env
+
+    def airflow_env(self) -> dict[str, str]:
+        env = self.python_env(dict(os.environ, AIRFLOW_HOME=str(self.tmp / "airflow"),
+                                   AIRFLOW__CORE__LOAD_EXAMPLES="False"))
+        env["AIRFLOW_CONN_BENCH_WASB"] = json.dumps(
+            {"conn_type": "wasb", "extra": {"connection_string": self.rig["AZURE_STORAGE_CONNECTION_STRING"]}})
+        env["AIRFLOW_CONN_BENCH_AWS"] = json.dumps({
+            "conn_type": "aws", "login": self.rig["AWS_ACCESS_KEY_ID"], "password": self.rig["AWS_SECRET_ACCESS_KEY"],
+            "extra": {"endpoint_url": self.rig["AWS_ENDPOINT_URL_S3"], "region_name": self.rig["AWS_REGION"]},
+        })
+        return env
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- command lines ------------------------------------------------------------------------------
+    def hdh_copy(self, prefix: str, dest: str, work: str, extra: list[str] | None = None,
+                 proto: str | None = None) -> list[str]:
+        return [*_hdh(proto), "copy", f"azure://{CONTAINER}/{prefix}", f"s3://{BUCKET}/{dest}", "--json",
+                "--no-progress", "--work-dir", str(self.tmp / work), *(extra or [])]
+
+    def hdh_verify(self, prefix: str, dest: str, work: str, extra: list[str] | None = None,
+                   proto: str | None = None) -> list[str]:
+        return [*_hdh(proto), "verify", f"azure://{CONTAINER}/{prefix}", f"s3://{BUCKET}/{dest}", "--depth", "full",
+                "--json", "--no-progress", "--work-dir", str(self.tmp / work), *(extra or [])]
+
+    @staticmethod
+    def rclone_copy(prefix: str, dest: str) -> list[str]:
+        return ["rclone", "copy", f"az:{CONTAINER}/{prefix}", f"s3:{BUCKET}/{dest}", *RCLONE_COPY_FLAGS]
+
+    @staticmethod
+    def rclone_check(prefix: str, dest: str) -> list[str]:
+        return ["rclone", "check", "--download", f"az:{CONTAINER}/{prefix}", f"s3:{BUCKET}/{dest}",
+                *RCLONE_CHECK_FLAGS]
+
+    @staticmethod
+    def rclone_write_limit(local: Path, dest: str) -> list[str]:
+        return ["rclone", "copy", str(local), f"s3:{BUCKET}/{dest}", *RCLONE_LIMIT_FLAGS]
+
+    def azure_read_limit(self, prefix: str, threads: int = 8) -> list[str]:
+        return [PY, "-m", "bench.azread", self.sas_url, prefix, "--threads", str(threads)]
+
+    @staticmethod
+    def airflow_op(prefix: str, dest: str) -> list[str]:
+        return [PY, "-m", "bench.airflow_op", CONTAINER, prefix, f"s3://{BUCKET}/{dest}"]
+
+
+def _hdh(proto: str | None) -> list[str]:
+    """The hdh-migrate command: the installed one, or a prototype copy of the package (``--proto DIR``)."""
+    if not proto:
+        return [HDH]
+    code = f"import sys; sys.path.insert(0, {str(Path(proto).resolve())!r}); from hdh_migrate.cli import main; " \
+        "sys.exit(main())"
+    return [PY, "-c", code]
+
+
+def delete_prefix(prefix: str) -> None:
+    """Remove what a measured run wrote (untimed), so the store does not grow run after run."""
+    from hdh_migrate.config import s3_settings_from_env
+    from hdh_migrate.stores import S3Store
+
+    client = S3Store(s3_settings_from_env(rig.env()), BUCKET).client
+    batch: list[dict[str, str]] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for o in page.get("Contents", ()):
+            batch.append({"Key": o["Key"]})
+            if len(batch) == 1000:
+                client.delete_objects(Bucket=BUCKET, Delete={"Objects": batch, "Quiet": True})
+                batch = []
+    if batch:
+        client.delete_objects(Bucket=BUCKET, Delete={"Objects": batch, "Quiet": True})
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the rclone config path for manual experiments
+    e = Env()
+    print(e.rclone_conf, file=sys.stderr)
