@@ -1,0 +1,210 @@
+"""The auditors' cutover report: signed, tamper-evident, locked in the destination, readable in a browser,
+and free of data values. One real cutover (rig + SQLite) feeds every test of this module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from botocore.exceptions import ClientError
+
+from hdh_migrate.config import azure_settings_from_env, s3_settings_from_env
+from hdh_migrate.cutover import record_validation, run_cutover
+from hdh_migrate.report import RetentionPolicy
+from hdh_migrate.state import open_state
+from hdh_migrate.stores import AzureBlobStore, S3Store
+
+from .helpers import run_cli
+from .test_cutover import gx_result, hdh
+from .test_delta import migrate, seed
+from .test_state import _close
+
+KEY = "report-test-key-not-a-secret"
+# values a validation may see in the data: none of them may reach the report
+PSEUDO_ID = "c0ffee5eed0f1d2a3b4c5d6e7f8091a2b3c4d5e6"
+ROW_VALUE = 987654.321
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def _with_data_values(result: dict[str, Any]) -> dict[str, Any]:
+    """A validation result as validate.py could hold it internally, with values from rows in it."""
+    r = json.loads(json.dumps(result))
+    r["source"]["metrics"]["columns"] = {"ben_nir_psa": {"type": "string", "min": PSEUDO_ID, "max": PSEUDO_ID},
+                                         "prs_act_qte": {"type": "double", "min": ROW_VALUE, "sum": ROW_VALUE}}
+    r["destination"]["failed_expectations"] = [{"expectation": "expect_column_values_to_match_regex",
+                                                "column": "ben_nir_psa", "unexpected_count": 1,
+                                                "observed": [PSEUDO_ID]}]
+    r["success"] = False
+    r["comparison"] = {"equal": False, "differences": [
+        {"metric": "max", "column": "ben_nir_psa", "source": PSEUDO_ID, "destination": PSEUDO_ID + "0"},
+        {"metric": "sum", "column": "prs_act_qte", "source": ROW_VALUE, "destination": ROW_VALUE + 1},
+        {"metric": "row_count", "column": None, "source": 1200, "destination": 1200}]}
+    return r
+
+
+@pytest.fixture(scope="module")
+def cutover_report(rig_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("report")
+    url = f"sqlite:///{tmp / 'state.db'}"
+    st = open_state(url)
+    src = AzureBlobStore(azure_settings_from_env(), f"src-{uuid.uuid4().hex[:12]}")
+    src.create_container()
+    dst = S3Store(s3_settings_from_env(), f"lock-{uuid.uuid4().hex[:12]}")
+    dst.create_bucket(object_lock=True)
+    seed(src, 8)
+    migrate(st, "er_prs_f", src, dst, tmp / "m", validation_required=True, actor="alice", run_id="manual__migrate")
+    ok = gx_result("er_prs_f")
+    record_validation(st, "er_prs_f", [ok], actor="bob", run_id="manual__gx")
+    # what the report is given: one passing table, and one carrying data values (a refused comparison would
+    # block the cutover, so it is attached as report input, not as the recorded check)
+    validations = [ok, _with_data_values(gx_result("er_pha_f"))]
+    res = run_cutover(st, "er_prs_f", src, dst, actor="carol", run_id="manual__cutover", work_dir=tmp / "c",
+                      report_key=KEY.encode(), validations=validations,
+                      retention=RetentionPolicy("GOVERNANCE", 1))
+    try:
+        yield {"url": url, "state": st, "dest": dst, "dir": Path(res.report["local"]).parent, "result": res,
+               "doc": json.loads(Path(res.report["local"]).read_text())}
+    finally:
+        _close(url)
+        # GOVERNANCE (not the production default, COMPLIANCE) so that the shared rig can be cleaned: only a
+        # deletion that explicitly bypasses governance retention, as the rig's delete_bucket does, succeeds
+        dst.delete_bucket()
+        src.delete_container()
+
+
+def _copy(report_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(report_dir, out)
+    return out / "report.json"
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] = ord("7") if data[at] != ord("7") else ord("3")
+    path.write_bytes(bytes(data))
+
+
+def test_report_verifies_and_one_changed_byte_anywhere_is_detected(cutover_report: dict[str, Any],
+                                                                  tmp_path: Path) -> None:
+    env = {"HDH_MIGRATE_REPORT_KEY": KEY}
+    report = _copy(cutover_report["dir"], tmp_path)
+    r = run_cli("report", "verify", str(report), env=env)  # the auditor's command, as a real process
+    assert r.returncode == 0, r.stderr
+    assert "report OK" in r.stdout and "decision cut_over" in r.stdout
+
+    # one digit of the JSON (a count): still valid JSON, but the signature no longer matches
+    text = report.read_text()
+    at = text.index('"listed": ') + len('"listed": ')
+    _flip(report, at)
+    r = hdh("report", "verify", str(report), env=env)
+    assert r.returncode == 1 and "altered after signing" in r.stderr
+
+    for name in ("report.html", "evidence.parquet", "evidence.csv"):
+        report = _copy(cutover_report["dir"], tmp_path / name)
+        target = report.parent / name
+        _flip(target, target.stat().st_size // 2)
+        r = hdh("report", "verify", str(report), env=env)
+        assert r.returncode == 1 and f"{name} does not match the SHA-256 recorded in the report" in r.stderr
+
+    report = _copy(cutover_report["dir"], tmp_path / "wrongkey")
+    r = hdh("report", "verify", str(report), env={"HDH_MIGRATE_REPORT_KEY": "another key"})
+    assert r.returncode == 1 and "signed with key sha256:" in r.stderr
+
+
+def test_report_holds_what_auditors_need(cutover_report: dict[str, Any]) -> None:
+    doc = cutover_report["doc"]
+    assert doc["dataset"] == "er_prs_f" and doc["decision"]["outcome"] == "cut_over"
+    assert doc["decision"]["by"] == "carol" and doc["decision"]["run_id"] == "manual__cutover"
+    assert doc["source"]["url"].startswith("azure://") and doc["destination"]["url"].startswith("s3://")
+    assert doc["destination"]["provider"] == "seaweedfs"
+    runs = {r["kind"]: r for r in doc["runs"]}
+    assert runs["migrate"]["actor"] == "alice" and runs["migrate"]["run_id"] == "manual__migrate"
+    assert runs["migrate"]["started"] and runs["migrate"]["finished"] and runs["cutover"]["actor"] == "carol"
+    assert doc["code_version"].startswith("hdh-migrate/") and doc["config_hash"].startswith("sha256:")
+    assert doc["counts"] | {"listed": 8, "copied": 8, "failed": 0, "extra": 0} == doc["counts"]
+    assert doc["counts"]["listed_bytes"] == sum(2000 + i for i in range(8))
+    assert doc["integrity"]["algorithm"] == "sha256" and doc["integrity"]["matched"] == 8
+    assert doc["integrity"]["inventory_sha256"] and doc["encryption"]["mode"] == "none"
+    assert doc["checks"]["verify"]["ok"] and doc["checks"]["validate"]["ok"]
+    assert [v["table"] for v in doc["validation"]] == ["er_prs_f", "er_pha_f"]
+    assert doc["validation"][0]["data_docs"] == "/tmp/data_docs/index.html"
+    assert doc["retention"]["object_lock"] and doc["retention"]["mode"] == "GOVERNANCE"
+    assert doc["ledger"]["head_seq"] > 5 and len(doc["ledger"]["head_hash"]) == 64
+    assert doc["signature"]["algorithm"] == "HMAC-SHA256"
+    ev = pq.read_table(cutover_report["dir"] / "evidence.parquet").to_pylist()
+    assert len(ev) == 8 and all(e["match"] for e in ev)
+    assert all(e["source_sha256"] == e["dest_sha256"] and len(e["source_sha256"]) == 64 for e in ev)
+    assert {e["source_sha256_how"] for e in ev} == {"computed while copying from the source bytes"}
+    assert {e["dest_sha256_how"] for e in ev} == {"re-read from the destination by verify (full)"}
+    # the ledger head signed into the report anchors the ledger
+    r = hdh("audit", "verify", "--db", cutover_report["url"], "--report", str(cutover_report["dir"] / "report.json"))
+    assert r.returncode == 0 and "1 report anchor(s) present" in r.stdout
+
+
+def test_no_pseudonymised_id_or_row_value_in_the_report(cutover_report: dict[str, Any]) -> None:
+    for name in ("report.json", "report.html", "evidence.csv"):
+        text = (cutover_report["dir"] / name).read_text()
+        assert PSEUDO_ID not in text, name
+        assert str(ROW_VALUE) not in text and "987654" not in text, name
+    diffs = cutover_report["doc"]["validation"][1]["comparison"]["differences"]
+    assert diffs[0] == {"metric": "max", "column": "ben_nir_psa", "source": "(withheld: may be a data value)",
+                        "destination": "(withheld: may be a data value)"}
+    assert diffs[2]["source"] == 1200  # counts are kept
+
+
+def test_audit_files_are_locked_in_the_destination(cutover_report: dict[str, Any]) -> None:
+    dest: S3Store = cutover_report["dest"]
+    uploaded = cutover_report["result"].report["uploaded"]
+    assert set(uploaded) == {"report.json", "report.html", "evidence.parquet", "evidence.csv"}
+    key = uploaded["report.json"].split("/", 3)[3]
+    assert key.startswith("_hdh-audit/er_prs_f/")
+    head = dest.client.head_object(Bucket=dest.container, Key=key)
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"]
+    body = dest.client.get_object(Bucket=dest.container, Key=key)["Body"].read()
+    assert body == (cutover_report["dir"] / "report.json").read_bytes()
+    with pytest.raises(ClientError) as exc:  # an ordinary deletion of the locked version is refused
+        dest.client.delete_object(Bucket=dest.container, Key=key, VersionId=head["VersionId"])
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    assert dest.client.head_object(Bucket=dest.container, Key=key)["VersionId"] == head["VersionId"]
+
+
+@pytest.mark.browser
+def test_html_report_renders_in_headless_chromium(cutover_report: dict[str, Any], artifacts: Path,
+                                                  tmp_path: Path) -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3400"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get((cutover_report["dir"] / "report.html").as_uri())
+        doc = cutover_report["doc"]
+        assert "Cutover report" in driver.title and "er_prs_f" in driver.title
+        assert "Decision: CUT OVER" in driver.find_element(By.ID, "decision").text
+        assert driver.find_element(By.ID, "fig-listed").text == str(doc["counts"]["listed"])
+        assert driver.find_element(By.ID, "fig-copied").text == str(doc["counts"]["copied"])
+        assert driver.find_element(By.ID, "fig-failed").text == "0"
+        assert driver.find_element(By.ID, "fig-extra").text == "0"
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "carol" in body and "alice" in body and doc["integrity"]["evidence_sha256"] in body
+        assert "GOVERNANCE" in body and "er_pha_f" in body
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1200, max(1200, int(height) + 40))
+        driver.save_screenshot(str(artifacts / "report.png"))
+    finally:
+        driver.quit()
