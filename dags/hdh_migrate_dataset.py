@@ -120,6 +120,13 @@ PARAMS = {
         description="Table folders under the source prefix to validate on both sides with expectations/NAME.json; "
         "empty = every folder that has a suite.",
     ),
+    "validation_required": Param(
+        True,
+        type="boolean",
+        title="Validation required for cutover",
+        description="Tabular datasets must pass Great Expectations validation before cutover; untick only for "
+        "non-tabular datasets (recorded in the audit ledger).",
+    ),
     "shard_max_objects": Param(
         0,
         type="integer",

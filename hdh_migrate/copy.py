@@ -44,6 +44,7 @@ from .errors import (
     SourceChangedError,
     TransientError,
 )
+from .keyindex import KeyIndex
 from .manifest import ResultsWriter
 from .names import check_key, relative_name
 from .progress import Progress
@@ -200,8 +201,12 @@ class Copier:
         results: ResultsWriter | None = None,
         progress: Progress | None = None,
         force: Iterable[str] = (),
+        dest_index: KeyIndex | None = None,
     ) -> None:
         self.source = source
+        # keys known to exist at the destination (a listing taken before the copy): a key absent from it
+        # needs no HEAD request to be known missing
+        self.dest_index = dest_index
         # source names to copy again whatever the destination looks like (e.g. those a verification
         # rejected: a byte flipped at rest leaves size, ETag and metadata intact)
         self.force = frozenset(force)
@@ -343,6 +348,8 @@ class Copier:
     # -- deciding -----------------------------------------------------------------------------------
     def destination_state(self, info: ObjectInfo, key: str) -> tuple[str, str]:
         """("complete" | "missing" | "stale" | "differs" | "incomplete", why)."""
+        if self.dest_index is not None and key not in self.dest_index:
+            return "missing", "not at the destination"
         head = self.dest.head(key)
         if head is None:
             return "missing", "not at the destination"
@@ -651,9 +658,12 @@ def copy_objects(
     results: ResultsWriter | None = None,
     progress: Progress | None = None,
     force: Iterable[str] = (),
+    dest_index: KeyIndex | None = None,
 ) -> CopyCounts:
     """Copy the given objects (a listing, a manifest or a shard of one). The library entry point."""
-    copier = Copier(source, dest, src, dst, options, results=results, progress=progress, force=force)
+    copier = Copier(
+        source, dest, src, dst, options, results=results, progress=progress, force=force, dest_index=dest_index
+    )
     try:
         return copier.run(objects)
     finally:

@@ -3,6 +3,7 @@ verify, and leave the evidence (inventory manifest, per-object results, summary 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from . import __version__
 from .config import AzureSettings, S3Settings, encryption_summary
 from .copy import CopyOptions, copy_objects
 from .errors import HdhMigrateError
+from .keyindex import KeyIndex
 from .manifest import ManifestStats, ResultsWriter, iter_inventory, write_inventory
 from .progress import Progress
 from .stores import AzureBlobStore, S3Store, open_store
@@ -87,18 +89,23 @@ def run_copy(
     work.mkdir(parents=True, exist_ok=True)
     started = _now()
     inv = take_inventory(source, src, work / "inventory.parquet")
+    # one listing of the destination spares a HEAD per object that is not there yet
+    dest_index = KeyIndex(o.name for o in dest.list(dst.prefix))
     stream = progress_stream or sys.stderr
     progress = Progress(inv.objects, inv.bytes, label="dry run" if options.dry_run else "copy", stream=stream)
     results = ResultsWriter(work / "results.parquet")
     try:
-        if show_progress:
-            with progress:
-                counts = copy_objects(
-                    source, dest, src, dst, iter_inventory(inv.path), options, results=results, progress=progress
-                )
-        else:
+        with progress if show_progress else contextlib.nullcontext():
             counts = copy_objects(
-                source, dest, src, dst, iter_inventory(inv.path), options, results=results, progress=progress
+                source,
+                dest,
+                src,
+                dst,
+                iter_inventory(inv.path),
+                options,
+                results=results,
+                progress=progress,
+                dest_index=dest_index,
             )
     finally:
         res = results.close()
@@ -153,20 +160,7 @@ def run_verify(
     )
     results = ResultsWriter(work / "verify.parquet")
     try:
-        if show_progress:
-            with progress:
-                counts = verify_objects(
-                    source,
-                    dest,
-                    src,
-                    dst,
-                    iter_inventory(inv.path),
-                    depth=depth,
-                    workers=workers,
-                    results=results,
-                    progress=progress,
-                )
-        else:
+        with progress if show_progress else contextlib.nullcontext():
             counts = verify_objects(
                 source,
                 dest,

@@ -10,7 +10,6 @@ extra. Verification never writes anything.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -18,11 +17,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .checksums import digest_stream
 from .copy import META_MD5, META_MULTIPART_ETAG, META_SHA256, META_SOURCE_ETAG
 from .errors import ConfigError, HdhMigrateError, InvalidObjectNameError
+from .keyindex import KeyIndex
 from .manifest import ResultsWriter
 from .names import check_key, relative_name
 from .progress import Progress
@@ -32,6 +30,7 @@ from .stores.s3 import S3Store
 from .urls import Location
 
 DEPTHS = ("quick", "full", "both")
+CONTROL_PREFIXES = ("_hdh/", "_hdh-audit/")
 
 
 @dataclass
@@ -202,26 +201,13 @@ class Verifier:
         return None, None, recorded, got
 
 
-def _name_hash(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
-
-
 def find_extras(dest: S3Store, dst: Location, src: Location, source_objects: Iterable[ObjectInfo]) -> Iterator[str]:
-    """Destination keys under the prefix that no source object maps to.
-
-    Listings of the two stores are not in the same order (SeaweedFS lists as a directory tree), so instead
-    of a merge-join the expected keys are held as a sorted array of 64-bit hashes: 8 bytes per object
-    (80 MB for 10 million), exact for all practical purposes (a collision could hide one extra object with
-    a probability of about 3e-6 at 10 million objects).
-    """
-    hashes = np.fromiter(
-        (_name_hash(dst.key_for(relative_name(o.name, src.prefix))) for o in source_objects), dtype=np.uint64
-    )
-    hashes.sort()
+    """Destination keys under the prefix that no source object maps to (see KeyIndex for the method)."""
+    expected = KeyIndex(dst.key_for(relative_name(o.name, src.prefix)) for o in source_objects)
     for obj in dest.list(dst.prefix):
-        h = np.uint64(_name_hash(obj.name))
-        i = int(np.searchsorted(hashes, h))
-        if i >= len(hashes) or hashes[i] != h:
+        if obj.name[len(dst.prefix) :].startswith(CONTROL_PREFIXES):
+            continue  # hdh-migrate's own routing documents and audit reports, not dataset objects
+        if obj.name not in expected:
             yield obj.name
 
 

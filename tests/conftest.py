@@ -76,6 +76,7 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory, rig_env: dict[str, st
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "HDH_MIGRATE_WORK_DIR": str(home / "hdh-migrate"),
+        "HDH_MIGRATE_DB_URL": f"sqlite:///{home / 'state.db'}",
         "AIRFLOW_CONN_HDH_AZURE_SOURCE": json.dumps(
             {"conn_type": "wasb", "extra": {"connection_string": rig_env["AZURE_STORAGE_CONNECTION_STRING"]}}
         ),

@@ -58,7 +58,9 @@ class AzureBlobStore:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         kwargs: dict[str, Any] = {
-            "transport": RequestsTransport(session=session, session_owner=False),
+            "transport": RequestsTransport(
+                session=session, session_owner=False, connection_data_block_size=1024 * 1024
+            ),
             # The SDK default waits 15 s before its first retry; an operator prefers fast, bounded tries
             # and Airflow's own retry for anything longer.
             "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retry_total),

@@ -16,13 +16,12 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
+from hdh_airflow.connections import azure_settings_from_connection, s3_settings_from_connection
+from hdh_airflow.tasks import airflow_errors, options_from_params, run_dir
 from hdh_migrate.errors import ConfigError
 from hdh_migrate.state import CUT_OVER, PLANNED, StateStore, open_state
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.urls import Location, parse_location
-
-from .connections import azure_settings_from_connection, s3_settings_from_connection
-from .tasks import airflow_errors, options_from_params, run_dir
 
 log = logging.getLogger("hdh_migrate.airflow")
 

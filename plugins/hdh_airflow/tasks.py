@@ -27,6 +27,7 @@ from hdh_migrate import __version__
 from hdh_migrate.config import encryption_summary
 from hdh_migrate.copy import CopyOptions, copy_objects
 from hdh_migrate.errors import HdhMigrateError, PermanentError, TransientError
+from hdh_migrate.keyindex import KeyIndex
 from hdh_migrate.manifest import ResultsWriter, iter_inventory, write_inventory
 from hdh_migrate.plan import plan_shards
 from hdh_migrate.sizes import MiB, human_bytes
@@ -108,6 +109,9 @@ def inventory(params: dict[str, Any], run_id: str, triggered_by: str | None) -> 
     work.mkdir(parents=True, exist_ok=True)
     with airflow_errors("listing the source"):
         stats = write_inventory(source.list(src.prefix), work / "inventory.parquet")
+    with airflow_errors("listing the destination"):
+        # first tries of the copy tasks skip the HEAD request for keys this listing shows absent
+        KeyIndex(o.name for o in dest.list(dst.prefix)).save(str(work / "dest_index.npy"))
     run = {
         "dataset": params["dataset"],
         "run_id": run_id,
@@ -123,6 +127,20 @@ def inventory(params: dict[str, Any], run_id: str, triggered_by: str | None) -> 
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (work / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    if not params.get("dry_run"):
+        from hdh_migrate.cutover import record_migration_started
+        from hdh_migrate.state import open_state
+
+        with airflow_errors("recording the run in the migration state database"):
+            record_migration_started(
+                open_state(),
+                params["dataset"],
+                str(src),
+                str(dst),
+                actor=triggered_by or "airflow",
+                run_id=run_id,
+                validation_required=params.get("validation_required"),
+            )
     log.info("inventory of %s: %s objects, %s -> %s", src, f"{stats.objects:,}", human_bytes(stats.bytes), stats.path)
     return {
         "work_dir": str(work),
@@ -149,9 +167,21 @@ def copy_shard(params: dict[str, Any], shard: dict[str, Any], try_number: int) -
     force = json.loads(rejected_file.read_text()) if rejected_file.exists() else []
     if force:
         log.info("%s: %d objects rejected by the last verification are copied again", shard["label"], len(force))
+    index_file = Path(shard["work_dir"]) / "dest_index.npy"
+    # only a first try may trust the listing taken at inventory time: a retry or a cleared task must look
+    # at what its earlier tries wrote
+    dest_index = KeyIndex.load(str(index_file)) if try_number == 1 and index_file.exists() else None
     with airflow_errors(f"copying {shard['label']}"), ResultsWriter(results_path) as results:
         counts = copy_objects(
-            source, dest, src, dst, iter_inventory(shard["path"]), options, results=results, force=force
+            source,
+            dest,
+            src,
+            dst,
+            iter_inventory(shard["path"]),
+            options,
+            results=results,
+            force=force,
+            dest_index=dest_index,
         )
     log.info(
         "%s: copied %d (%s), skipped %d already copied, failed %d, rejected %d, retried %d",
@@ -295,6 +325,20 @@ def validate(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
     if not result["success"]:
+        from hdh_migrate.cutover import record_validation
+        from hdh_migrate.fingerprint import fingerprint_inventory
+        from hdh_migrate.state import open_state
+
+        run = json.loads((work / "run.json").read_text())
+        with airflow_errors("recording the failed validation"):  # blocks the cutover, with the evidence
+            record_validation(
+                open_state(),
+                params["dataset"],
+                [result],
+                actor=run.get("triggered_by") or "airflow",
+                run_id=run["run_id"],
+                source_fingerprint=fingerprint_inventory(work / "inventory.parquet"),
+            )
         raise AirflowFailException(f"[validation_failed] {failure_message(result)} (details: {out})")
     rows = result["source"].get("metrics", {}).get("row_count")
     log.info(
@@ -342,6 +386,17 @@ def summary(
         "ok": not extras and (bool(params.get("dry_run")) or sum(v["matched"] for v in verifies) == inv["objects"]),
     }
     (work / "summary.json").write_text(json.dumps(result, indent=2, default=str))
+    if not params.get("dry_run"):
+        from hdh_migrate.cutover import record_migration_finished, record_validation
+        from hdh_migrate.state import open_state
+
+        state = open_state()
+        actor = run.get("triggered_by") or "airflow"
+        with airflow_errors("recording the verification in the migration state database"):
+            record_migration_finished(state, params["dataset"], result, actor=actor, run_id=run["run_id"])
+            if validations:
+                tables = [json.loads(Path(v["result"]).read_text()) for v in validations]
+                record_validation(state, params["dataset"], tables, actor=actor, run_id=run["run_id"])
     if extras:
         raise AirflowFailException(
             f"[extra_objects] {len(extras)} objects under {dst} have no source (e.g. {extras[:3]}): the destination "
