@@ -209,7 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             raise DemoError(f"{dag_file} does not exist: the DAG is not written yet")
         step(f"airflow: starting a local Airflow in {args.home}")
         port = args.port or (8080 if not airflow_local.port_open(8080) else None)
-        af = airflow_local.start(args.home, port, replace=True, say=say, dags_folder=dags)
+        # the run's evidence and the migration state live next to the demo's Airflow, not in $HOME
+        state_dir = Path(args.home).resolve().parent / "hdh-migrate"
+        af = airflow_local.start(
+            args.home, port, replace=True, say=say, dags_folder=dags,
+            extra_env={"HDH_MIGRATE_WORK_DIR": str(state_dir / "runs"),
+                       "HDH_MIGRATE_DB_URL": f"sqlite:///{state_dir / 'state.db'}",
+                       "HDH_MIGRATE_HOME": str(state_dir)},
+        )
         seconds = af.wait_healthy()
         say(f"    ready in {seconds:.1f} s at {af.url}")
         af.wait_dag(DAG_ID)

@@ -164,12 +164,17 @@ class Verifier:
         recorded = meta.get(META_SHA256)
         copied_from = meta.get(META_SOURCE_ETAG)
         if copied_from and copied_from != info.etag:
-            return (
-                "stale",
-                "the source changed after it was copied (its etag is not the one recorded)",
-                recorded,
-                None,
-            )
+            # The listing may be older than the copy (a blob rewritten between inventory and copy was copied
+            # in its new version): judge against the source as it is now, not as it was listed.
+            now = self.source.head(info.name)
+            if now is None or now.etag != copied_from:
+                return (
+                    "stale",
+                    "the source changed after it was copied (its etag is not the one recorded)",
+                    recorded,
+                    None,
+                )
+            info = now
         if head.size != info.size:
             return "size_differs", f"{head.size} bytes at the destination, {info.size} at the source", recorded, None
         if not copied_from:

@@ -399,3 +399,17 @@ def test_corrupted_stored_part_is_not_reused(azure_container, s3_bucket, home) -
     counts = _copy(azure_container, s3_bucket, part_size=PART)
     assert counts.copied == 1 and counts.resumed_parts == 1  # part 2 reused, part 1 re-sent
     assert _dest_bytes(s3_bucket, "copy/obj.bin") == data
+
+
+def test_verify_judges_against_the_source_as_it_is_now(azure_container, s3_bucket, home) -> None:
+    """A blob rewritten after the listing but before its copy is copied in its new version: not stale."""
+    azure_container.put("data/f", b"old version")
+    s, d = parse_location(f"azure://{azure_container.container}/data"), parse_location(f"s3://{s3_bucket.container}/c")
+    listed = list(azure_container.list(s.prefix))  # the inventory
+    azure_container.put("data/f", b"the new version")  # changed before the copy reached it
+    counts = copy_objects(azure_container, s3_bucket, s, d, listed, CopyOptions())
+    assert counts.copied == 1 and counts.retried == 1
+    v = verify_objects(azure_container, s3_bucket, s, d, listed)
+    assert v.ok and v.matched == 1
+    azure_container.put("data/f", b"changed again after the copy")
+    assert verify_objects(azure_container, s3_bucket, s, d, listed).problems[0]["problem"] == "stale"
