@@ -211,11 +211,19 @@ def main(argv: list[str] | None = None) -> int:
         port = args.port or (8080 if not airflow_local.port_open(8080) else None)
         # the run's evidence and the migration state live next to the demo's Airflow, not in $HOME
         state_dir = Path(args.home).resolve().parent / "hdh-migrate"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key_file = state_dir / "report-signing.key"  # the demo's HMAC key for auditor reports (0600)
+        if not key_file.exists():
+            import secrets
+
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(32))
         af = airflow_local.start(
             args.home, port, replace=True, say=say, dags_folder=dags,
             extra_env={"HDH_MIGRATE_WORK_DIR": str(state_dir / "runs"),
                        "HDH_MIGRATE_DB_URL": f"sqlite:///{state_dir / 'state.db'}",
-                       "HDH_MIGRATE_HOME": str(state_dir)},
+                       "HDH_MIGRATE_HOME": str(state_dir),
+                       "HDH_MIGRATE_REPORT_KEY": key_file.read_text().strip()},
         )
         seconds = af.wait_healthy()
         say(f"    ready in {seconds:.1f} s at {af.url}")
@@ -228,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"    pool {pool} created ({slots} slots)")
 
         conf = {
-            "dataset": "snds-demo",
+            # one dataset per demo run: a dataset that was cut over takes new copies only after a rollback
+            "dataset": f"snds-demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}",
             "source_conn_id": "hdh_azure_source",
             "source_container": args.container,
             "source_prefix": args.source_prefix,
@@ -278,9 +287,24 @@ def main(argv: list[str] | None = None) -> int:
         say(f" destination: s3://{args.bucket}/{args.dest_prefix}  (SeaweedFS, 127.0.0.1:{rig.S3_PORT})")
         say(f" check again: eval \"$(.venv/bin/hdh-migrate rig env)\" && .venv/bin/hdh-migrate verify "
             f"azure://{args.container}/{args.source_prefix} s3://{args.bucket}/{args.dest_prefix} --depth full")
+        code = 0 if state == "success" else 1
+        if state == "success" and not args.dry_run:
+            # the switch itself: freeze check, every check green, catalog + routing document, signed report
+            step(f"cutover: hdh_cutover for dataset {conf['dataset']} (auditor's report)")
+            cut_id = af.trigger("hdh_cutover", {"dataset": conf["dataset"]}, note="started by scripts/demo")
+            cut_state = af.wait_run("hdh_cutover", cut_id, timeout=args.timeout)
+            rep = af.xcom("hdh_cutover", cut_id, "report") or {}
+            say(f" cutover:     {cut_state.upper()} ({af.run_url('hdh_cutover', cut_id)})")
+            if rep:
+                say(f" audit report (HTML, open in a browser): {rep.get('html')}")
+                say(f" audit report (JSON, signed):            {rep.get('local')}")
+                if rep.get("url"):
+                    say(f" audit report at the destination:       {rep['url']}")
+                say(f" check its signature: HDH_MIGRATE_REPORT_KEY=$(cat {key_file}) "
+                    f".venv/bin/hdh-migrate report verify {rep.get('local')}")
+            code = 0 if cut_state == "success" else 1
         say(f" total demo time {time.monotonic() - t_start:.0f} s")
         say("=" * 100)
-        code = 0 if state == "success" else 1
 
         if args.detach:
             keep_running = True
