@@ -66,9 +66,10 @@ def cmd_rig(args: argparse.Namespace) -> int:
     if args.rig_cmd == "status":
         st = rig.status()
         for name, s in st.items():
-            state = "up" if s["alive"] and s["listening"] else "down"
-            print(f"{name:10} {state:5} port {s['port']} pid {s['pid'] or '-'}")
-        return EXIT_OK if all(s["alive"] and s["listening"] for s in st.values()) else EXIT_FAILED
+            state = "up" if s["listening"] else "down"
+            owner = f"pid {s['pid']}" if s["alive"] else "started elsewhere" if s["listening"] else "-"
+            print(f"{name:10} {state:5} port {s['port']} ({owner})")
+        return EXIT_OK if all(s["listening"] for s in st.values()) else EXIT_FAILED
     raise AssertionError(args.rig_cmd)
 
 

@@ -187,7 +187,15 @@ def _wait_ready(svc: Service, proc: subprocess.Popen[bytes] | None, log: Path, t
 
 
 def _ready(svc: Service) -> bool:
+    """The server answers with the rig's credentials (Azurite: its development account key)."""
     if svc.name == "azurite":
+        from azure.storage.blob import BlobServiceClient
+
+        try:
+            client = BlobServiceClient.from_connection_string(azure_connection_string(svc.port), retry_total=0)
+            next(iter(client.list_containers(results_per_page=1).by_page()), None)
+        except Exception:
+            return False
         return True
     import boto3
     from botocore.config import Config
@@ -219,6 +227,14 @@ def up(*, quiet: bool = False) -> dict[str, int]:
             _wait_ready(svc, None, root / f"{svc.name}.log")
             continue
         if _port_open(svc.port):
+            if _ready(svc):
+                # another checkout's rig, answering with the same rig credentials: use it as it is
+                if not quiet:
+                    print(
+                        f"rig: {svc.name} already serves {HOST}:{svc.port} (started elsewhere); using it",
+                        file=sys.stderr,
+                    )
+                continue
             raise ConfigError(
                 f"port {HOST}:{svc.port} is taken by a process this rig did not start",
                 hint="stop it, or stop the other rig (HDH_RIG_DIR) that owns it, then run 'hdh-migrate rig up' again",
