@@ -38,6 +38,11 @@ def default_work_dir(kind: str, src: Location) -> Path:
     return state_home() / "runs" / f"{stamp}-{kind}-{slug}"
 
 
+def pool_size(workers: int) -> int:
+    """HTTP connections per store: object and part threads both talk to it, plus listings and HEADs."""
+    return workers * 2 + 4
+
+
 def open_pair(
     src_url: str,
     dst_url: str,
@@ -50,9 +55,8 @@ def open_pair(
     """Parse both locations, open both stores and prove access before any work starts."""
     src = parse_location(src_url, expect="azure")
     dst = parse_location(dst_url, expect="s3")
-    conns = workers * 2 + 4
-    source = open_store(src, azure=azure, max_connections=conns)
-    dest = open_store(dst, s3=s3, max_connections=conns)
+    source = open_store(src, azure=azure, max_connections=pool_size(workers))
+    dest = open_store(dst, s3=s3, max_connections=pool_size(workers))
     assert isinstance(source, AzureBlobStore) and isinstance(dest, S3Store)
     if check:
         source.check_access()

@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 from hdh_airflow.connections import azure_settings_from_connection, s3_settings_from_connection
 from hdh_airflow.tasks import airflow_errors, options_from_params, run_dir
 from hdh_migrate.errors import ConfigError
+from hdh_migrate.jobs import open_pair, pool_size
 from hdh_migrate.state import CUT_OVER, PLANNED, StateStore, open_state
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.urls import Location, parse_location
@@ -44,13 +45,13 @@ def _stores(params: dict[str, Any], st: StateStore, dataset: str, *, source: boo
             workers: int = 8) -> tuple[Location, Location, AzureBlobStore | None, S3Store]:
     with airflow_errors(f"opening the stores of {dataset}"):
         ds = st.get(dataset)
-        src = parse_location(ds.source_url, expect="azure")
+        s3_settings = s3_settings_from_connection(params["dest_conn_id"])
+        if source:
+            return open_pair(ds.source_url, ds.dest_url, azure=azure_settings_from_connection(params["source_conn_id"]),
+                             s3=s3_settings, workers=workers, check=False)
         dst = parse_location(ds.dest_url, expect="s3")
-        conns = workers * 2 + 4
-        az = (AzureBlobStore(azure_settings_from_connection(params["source_conn_id"]), src.container,
-                             max_connections=conns) if source else None)
-        s3 = S3Store(s3_settings_from_connection(params["dest_conn_id"]), dst.container, max_connections=conns)
-    return src, dst, az, s3
+        return parse_location(ds.source_url, expect="azure"), dst, None, S3Store(
+            s3_settings, dst.container, max_connections=pool_size(workers))
 
 
 def report_key(params: dict[str, Any]) -> bytes:

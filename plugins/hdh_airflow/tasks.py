@@ -27,6 +27,7 @@ from hdh_migrate import __version__
 from hdh_migrate.config import encryption_summary
 from hdh_migrate.copy import CopyOptions, copy_objects
 from hdh_migrate.errors import HdhMigrateError, PermanentError, TransientError
+from hdh_migrate.jobs import open_pair
 from hdh_migrate.keyindex import KeyIndex
 from hdh_migrate.manifest import ResultsWriter, iter_inventory, write_inventory
 from hdh_migrate.plan import plan_shards
@@ -77,12 +78,14 @@ def locations(params: dict[str, Any]) -> tuple[Location, Location]:
 def open_stores(params: dict[str, Any], workers: int = 8) -> tuple[Location, Location, AzureBlobStore, S3Store]:
     src, dst = locations(params)
     with airflow_errors("opening the stores"):
-        conns = workers * 2 + 4
-        source = AzureBlobStore(
-            azure_settings_from_connection(params["source_conn_id"]), src.container, max_connections=conns
+        return open_pair(
+            str(src),
+            str(dst),
+            azure=azure_settings_from_connection(params["source_conn_id"]),
+            s3=s3_settings_from_connection(params["dest_conn_id"]),
+            workers=workers,
+            check=False,
         )
-        dest = S3Store(s3_settings_from_connection(params["dest_conn_id"]), dst.container, max_connections=conns)
-    return src, dst, source, dest
 
 
 def options_from_params(params: dict[str, Any]) -> CopyOptions:
