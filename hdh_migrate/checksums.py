@@ -4,7 +4,10 @@ The whole-object digest is SHA-256 (FIPS 180-4, on ANSSI's list of approved hash
 core here): an auditor can recompute it with ``sha256sum`` on any copy of the object, whatever part size
 was used. MD5 is computed as well, per part (the Content-MD5 every S3 implementation checks, and the
 store's own ETag) and for the whole object (to check a source blob's Content-MD5 and the destination
-ETag), never as proof on its own.
+ETag), never as proof on its own. The whole-object MD5 of a multipart copy is only worth its cost (MD5 is
+the slowest hash here, ~1.15 CPU-s per GiB) when there is something to check it against: a source
+Content-MD5. Otherwise the destination's multipart ETag (MD5 of the part MD5s) is what S3 can check, and
+``Digests.md5`` is None.
 
 Parts are read in parallel and finish in any order, so :class:`OrderedHasher` holds a finished part until
 every part before it was hashed; the copier's memory budget bounds what it can hold.
@@ -23,7 +26,7 @@ ALGORITHM = "sha256"
 @dataclass(frozen=True)
 class Digests:
     sha256: str  # hex
-    md5: str  # hex
+    md5: str | None  # hex; None when not computed (multipart copy of a blob without Content-MD5)
     size: int
 
 
@@ -34,9 +37,9 @@ class OrderedHasher:
     bytes back to the memory budget at the right moment.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, md5: bool = True) -> None:
         self._sha = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self._next = 1
         self._pending: dict[int, bytes] = {}
         self._size = 0
@@ -50,7 +53,8 @@ class OrderedHasher:
                 chunk = self._pending.pop(self._next)
                 # hashlib releases the GIL on large buffers, so other parts keep flowing meanwhile
                 self._sha.update(chunk)
-                self._md5.update(chunk)
+                if self._md5 is not None:
+                    self._md5.update(chunk)
                 self._size += len(chunk)
                 released.append(self._next)
                 self._next += 1
@@ -64,7 +68,8 @@ class OrderedHasher:
         with self._lock:
             if self._pending:
                 raise RuntimeError("parts missing before the digest can be taken")
-            return Digests(self._sha.hexdigest(), self._md5.hexdigest(), self._size)
+            md5 = self._md5.hexdigest() if self._md5 is not None else None
+            return Digests(self._sha.hexdigest(), md5, self._size)
 
 
 def digest_bytes(data: bytes) -> Digests:
@@ -84,6 +89,18 @@ def multipart_etag(part_md5s: Iterable[bytes]) -> str:
     """The ETag S3 gives a multipart object: MD5 of the concatenated part MD5s, then "-<parts>"."""
     parts = list(part_md5s)
     return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
+
+
+def crc32c(data: bytes | bytearray | memoryview) -> bytes:
+    """CRC32C (Castagnoli) as the 4 big-endian bytes S3's x-amz-checksum-crc32c carries (base64-encoded).
+
+    A part checksum only has to catch bytes damaged between our buffer and the store's disk; the proof
+    of the whole object is its SHA-256. CRC32C does that job at ~5 GB/s where MD5 does ~0.8 GB/s, and the
+    stores that accept it verify it (tested against SeaweedFS, documented by AWS).
+    """
+    import google_crc32c  # lazy: only the crc32c profiles need it
+
+    return int(google_crc32c.value(data if isinstance(data, bytes) else bytes(data))).to_bytes(4, "big")
 
 
 def file_sha256(path: str, chunk: int = 1 << 20) -> str:

@@ -95,7 +95,7 @@ _CHOICES = {
     "addressing_style": ("path", "virtual", "auto"),
     "request_checksum_calculation": ("when_required", "when_supported"),
     "response_checksum_validation": ("when_required", "when_supported"),
-    "part_checksum": ("md5", "sha256"),
+    "part_checksum": ("md5", "sha256", "crc32c"),
     "sse": ("none", "sse-c", "aws:kms", "AES256"),
 }
 
@@ -113,6 +113,11 @@ class S3Settings:
     response_checksum_validation: str = "when_required"
     part_checksum: str = "md5"
     supports_object_lock: bool = False
+    #: SHA-256 of every request body in its SigV4 signature. Off by default: every body hdh-migrate sends
+    #: carries Content-MD5 or x-amz-checksum-*, which the store verifies, so the signed hash would be a
+    #: second full hash of each part for nothing. botocore already skips it on https; this setting makes
+    #: plain-http endpoints behave the same (documented botocore option ``payload_signing_enabled``).
+    payload_signing: bool = False
     max_copy_object_size: int = 5 * 1024**3
     #: server-side encryption: none, sse-c (customer key), aws:kms (key id), AES256 (store-managed)
     sse: str = "none"
@@ -219,6 +224,7 @@ def s3_settings_from_env(env: Mapping[str, str] | None = None) -> S3Settings:
             or env.get("AWS_RESPONSE_CHECKSUM_VALIDATION"),
             "part_checksum": env.get("HDH_S3_PART_CHECKSUM"),
             "supports_object_lock": _bool(env.get("HDH_S3_OBJECT_LOCK")),
+            "payload_signing": _bool(env.get("HDH_S3_PAYLOAD_SIGNING")),
             "max_copy_object_size": int(max_copy) if max_copy else None,
             "sse": env.get("HDH_S3_SSE") or ("sse-c" if sse_key else None),
             "sse_c_key": Secret(sse_key) if sse_key else None,

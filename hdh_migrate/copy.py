@@ -3,10 +3,11 @@
 Small objects are read and written whole, many at a time on a thread pool. Large objects are cut into
 parts: ranged reads from Azure (pinned to the etag the listing saw, so a blob rewritten mid-copy fails
 clearly instead of landing half old, half new) feed S3 multipart upload parts, in parallel, each sent with
-an integrity header the store checks. Every byte read is hashed (SHA-256 and MD5, in order, whatever order
-the parts finish in); the source's own Content-MD5 is checked when it has one; the digests and the source's
-version are recorded as destination metadata. A byte budget bounds the data in flight, so peak memory
-depends on ``max_memory``, not on object sizes or counts.
+an integrity header the store checks (Content-MD5, or the CRC32C/SHA-256 checksum of the endpoint's
+profile). Every byte read is hashed with SHA-256, in order, whatever order the parts finish in; MD5 is
+added where something checks it (single-object PUTs, Content-MD5 parts, a source blob's own Content-MD5);
+the digests and the source's version are recorded as destination metadata. A byte budget bounds the data
+in flight, so peak memory depends on ``max_memory``, not on object sizes or counts.
 
 Re-running is safe and cheap: an object whose destination already records the current source version and
 whose content fingerprint (ETag) still matches is skipped; anything missing, stale or rewritten is copied
@@ -29,7 +30,7 @@ from typing import Any
 
 from . import __version__
 from .budget import ByteBudget, RateLimiter
-from .checksums import Digests, OrderedHasher, digest_bytes, digest_stream, multipart_etag
+from .checksums import Digests, OrderedHasher, crc32c, digest_bytes, digest_stream, multipart_etag
 from .errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -50,7 +51,7 @@ from .names import check_key, relative_name
 from .progress import Progress
 from .sizes import GiB, MiB, human_bytes
 from .stores.base import ObjectInfo, Store
-from .stores.s3 import S3Store
+from .stores.s3 import S3Store, b64
 from .urls import Location
 
 log = logging.getLogger(__name__)
@@ -423,13 +424,14 @@ class Copier:
 
         Stored parts are only candidates: a part is reused when the source bytes re-read for it have
         exactly the MD5 the store reports for it (checked in the part task), so a source that changed,
-        a different part size or a corrupted part simply gets re-sent. Only possible when ETags are MD5s
-        (no SSE-C/KMS) and parts carry Content-MD5; otherwise, and for every other upload of the key,
-        the leftovers are aborted: no orphan parts stay behind.
+        a different part size or a corrupted part simply gets re-sent (with any part checksum profile: the
+        MD5 of a candidate part is computed on resume only). Only possible when ETags are MD5s (no
+        SSE-C/KMS); otherwise, and for every other upload of the key, the leftovers are aborted: no orphan
+        parts stay behind.
         """
         uploads = [(k, u) for k, u, _ in self.dest.list_multipart_uploads(key) if k == key]
         best: tuple[str | None, dict[int, str]] = (None, {})
-        if self._etag_is_md5 and self.dest.settings.part_checksum == "md5":
+        if self._etag_is_md5:
             for _, upload_id in uploads:
                 usable = {}
                 for p in self.dest.list_parts(key, upload_id):
@@ -454,7 +456,8 @@ class Copier:
             upload_id = self.dest.start_multipart(key, content_type=info.content_type, metadata=meta)
         else:
             log.info("resuming the multipart upload of %s: %d parts already stored", key, len(stored))
-        hasher = OrderedHasher()
+        # the whole-object MD5 is only computed when the source has one to check it against
+        hasher = OrderedHasher(md5=info.content_md5 is not None)
         held: dict[int, int] = {}  # part number -> bytes of budget it holds
         held_lock = threading.Lock()
         parts: list[dict[str, Any] | None] = [None] * count
@@ -474,10 +477,19 @@ class Copier:
             self.limiter.consume(len(data))
             if len(data) != length:
                 raise SourceChangedError(f"{info.name}: short read of part {number}")
-            md5 = hashlib.md5(data, usedforsecurity=False).digest()
-            sha = hashlib.sha256(data).digest() if self.dest.settings.part_checksum == "sha256" else None
-            if stored.get(number) == md5.hex():  # the identical bytes are already stored: reuse the part
-                parts[number - 1] = {"PartNumber": number, "ETag": f'"{md5.hex()}"'}
+            algo = self.dest.settings.part_checksum
+            # MD5 (the slowest hash) only where something checks it: Content-MD5 parts, or a part an
+            # interrupted upload already stored, to prove it holds these very bytes
+            md5 = hashlib.md5(data, usedforsecurity=False).digest() if algo == "md5" or number in stored else None
+            sha = hashlib.sha256(data).digest() if algo == "sha256" else None
+            crc = crc32c(data) if algo == "crc32c" else None
+            if md5 is not None and stored.get(number) == md5.hex():  # the same bytes are stored: reuse the part
+                reused: dict[str, Any] = {"PartNumber": number, "ETag": f'"{md5.hex()}"'}
+                if sha is not None:
+                    reused["ChecksumSHA256"] = b64(sha)
+                if crc is not None:
+                    reused["ChecksumCRC32C"] = b64(crc)
+                parts[number - 1] = reused
                 with self._lock:
                     self.counts.resumed_parts += 1
                     self.counts.resumed_bytes += length
@@ -485,12 +497,14 @@ class Copier:
                 if parts[number - 1] is not None:
                     break
                 try:
-                    parts[number - 1] = self.dest.upload_part(key, upload_id, number, data, md5=md5, sha256=sha)
+                    parts[number - 1] = self.dest.upload_part(
+                        key, upload_id, number, data, md5=md5 if algo == "md5" else None, sha256=sha, crc32c=crc
+                    )
                 except CorruptedTransferError:
                     if attempt == 2:
                         raise
             etag = str(parts[number - 1]["ETag"]).strip('"')  # type: ignore[index]
-            if self._etag_is_md5 and etag != md5.hex():
+            if md5 is not None and self._etag_is_md5 and etag != md5.hex():
                 raise CorruptedTransferError(f"s3://{self.dst.container}/{key}: part {number} stored with MD5 {etag}")
             part_md5s[number - 1] = md5
             if self.progress:
@@ -539,13 +553,16 @@ class Copier:
             with held_lock:
                 for n in list(held):
                     self.budget.release(held.pop(n))
-        mp_etag = multipart_etag(m for m in part_md5s if m is not None)
-        if self._etag_is_md5 and completed.etag != mp_etag:
+        known = [m for m in part_md5s if m is not None]
+        mp_etag = multipart_etag(known) if len(known) == count else None  # every part MD5 is needed for it
+        if self._etag_is_md5 and mp_etag is not None and completed.etag != mp_etag:
             raise CorruptedTransferError(
                 f"s3://{self.dst.container}/{key}: the store's multipart ETag {completed.etag} is not {mp_etag}",
                 hint="the store assembled other parts than the ones sent; the object is re-sent",
             )
-        final = meta | {META_SHA256: d.sha256, META_MD5: d.md5, META_MULTIPART_ETAG: completed.etag}
+        final = meta | {META_SHA256: d.sha256, META_MULTIPART_ETAG: completed.etag}
+        if d.md5 is not None:
+            final[META_MD5] = d.md5
         self.dest.replace_metadata(key, size=info.size, content_type=info.content_type, metadata=final)
         head = self.dest.head(key)
         return self._outcome(

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import ContentSettings
 
 from hdh_migrate.copy import META_SHA256, META_SOURCE_ETAG, Copier, CopyOptions, copy_objects
 from hdh_migrate.manifest import ResultsWriter, read_results
@@ -413,3 +414,34 @@ def test_verify_judges_against_the_source_as_it_is_now(azure_container, s3_bucke
     assert v.ok and v.matched == 1
     azure_container.put("data/f", b"changed again after the copy")
     assert verify_objects(azure_container, s3_bucket, s, d, listed).problems[0]["problem"] == "stale"
+
+
+def test_whole_object_md5_is_checked_when_the_source_has_one(azure_container, s3_bucket, home) -> None:
+    """A multipart copy computes the whole-object MD5 only to check a source Content-MD5: a blob whose stored
+    MD5 disagrees with its bytes is refused; one without any gets SHA-256 and the multipart ETag only."""
+    data = payload(2 * PART + 7, seed=41)
+    md5 = hashlib.md5(data).digest()
+    azure_container.put("data/with-md5.bin", data, md5=md5)
+    azure_container.put("data/no-md5.bin", data)
+    # Put Blob stores a Content-MD5 by itself; blobs uploaded in blocks (most large ones) have none
+    azure_container._container.get_blob_client("data/no-md5.bin").set_http_headers(ContentSettings())
+    assert azure_container.head("data/no-md5.bin").content_md5 is None
+    azure_container.put("data/wrong-md5.bin", data)
+    # Azure does not check a Content-MD5 set after the upload: a wrong one is what a damaged blob looks like
+    azure_container._container.get_blob_client("data/wrong-md5.bin").set_http_headers(
+        ContentSettings(content_md5=bytearray(hashlib.md5(b"something else").digest()))
+    )
+    counts = _copy(azure_container, s3_bucket, part_size=PART)
+    assert (counts.copied, counts.failed) == (2, 1)
+    assert counts.errors[0]["name"] == "data/wrong-md5.bin" and counts.errors[0]["code"] == "checksum_mismatch"
+    assert "Content-MD5" in counts.errors[0]["message"]
+    assert s3_bucket.head("copy/wrong-md5.bin") is None and list(s3_bucket.list_multipart_uploads("copy/")) == []
+    with_md5 = s3_bucket.head("copy/with-md5.bin").metadata
+    assert with_md5["hdh-md5"] == md5.hex() and with_md5[META_SHA256] == hashlib.sha256(data).hexdigest()
+    no_md5 = s3_bucket.head("copy/no-md5.bin")
+    assert "hdh-md5" not in no_md5.metadata and no_md5.metadata[META_SHA256] == hashlib.sha256(data).hexdigest()
+    assert no_md5.metadata["hdh-multipart-etag"] == no_md5.etag
+    assert _dest_bytes(s3_bucket, "copy/no-md5.bin") == data
+    # and the re-run trusts neither less nor more: both are complete, nothing is copied again
+    again = _copy(azure_container, s3_bucket, part_size=PART)
+    assert (again.copied, again.skipped, again.failed) == (0, 2, 1)

@@ -56,7 +56,7 @@ class MemoryDest:
         self.uploads["u1"] = {}
         return "u1"
 
-    def upload_part(self, name, upload_id, number, data, *, md5, sha256):
+    def upload_part(self, name, upload_id, number, data, *, md5, sha256=None, crc32c=None):
         self.uploads[upload_id][number] = data
         return {"PartNumber": number, "ETag": f'"{hashlib.md5(data).hexdigest()}"'}
 

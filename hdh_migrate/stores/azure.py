@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +32,9 @@ from ..errors import (
     StoreUnavailableError,
     ThrottledError,
 )
+from . import direct
 from .base import ObjectInfo, PutResult
+from .direct import AzureDirect
 
 _MiB = 1024 * 1024
 
@@ -85,29 +88,41 @@ class AzureBlobStore:
                 credential = DefaultAzureCredential()
             self._service = BlobServiceClient(settings.account_url, credential=credential, **kwargs)
         self._container = self._service.get_container_client(container)
+        self._direct = self._direct_path(max_connections)
+
+    def _direct_path(self, max_connections: int) -> AzureDirect | None:
+        """The direct read path (see stores/direct.py) when a key or SAS authorises it, else None (SDK)."""
+        url = self._container.url
+        if not direct.enabled() or direct.proxied(url):
+            return None
+        cred = self._service.credential
+        key = getattr(cred, "account_key", None)
+        sas = self.settings.sas_token.get() if self.settings.sas_token else None
+        if not key and not sas:
+            return None  # an Entra ID token (DefaultAzureCredential): the SDK keeps the whole path
+        return AzureDirect(
+            container_url=url,
+            api_version=self._service.api_version,
+            sas_token=None if key else sas,
+            account_name=getattr(cred, "account_name", None) or self._service.account_name,
+            account_key=key,
+            container=self.container,
+            maxsize=max_connections,
+            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE"),
+        )
 
     # -- errors -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _errors(self, what: str, name: str | None = None) -> Iterator[None]:
-        where = f"azure://{self.container}/{name}" if name else f"azure://{self.container}"
         try:
             yield
         except HdhMigrateError:
             raise
         except ResourceModifiedError:
-            raise SourceChangedError(
-                f"{where} changed while it was being copied (its etag no longer matches)",
-                hint="the object is retried from its new version; if it keeps changing, pause the writer "
-                "or run the copy again once the source is quiet",
-            ) from None
+            raise self._status_error(412, "ConditionNotMet", what, name) from None
         except ResourceNotFoundError as exc:
             code = str(getattr(exc, "error_code", "") or "")
-            if "ContainerNotFound" in code or name is None:
-                raise ContainerNotFoundError(
-                    f"Azure container {self.container!r} does not exist on {self.settings.describe()}",
-                    hint="check the container name (source_container / the azure:// URL) and the account",
-                ) from None
-            raise ObjectNotFoundError(f"{where} does not exist (it may have been deleted during the run)") from None
+            raise self._status_error(404, code or ("ContainerNotFound" if name is None else ""), what, name) from None
         except ClientAuthenticationError:
             raise CredentialsError(
                 f"Azure refused the credentials for {self.settings.describe()} while trying to {what}",
@@ -119,26 +134,41 @@ class AzureBlobStore:
                 hint="the store or the network is down; the task is retried with backoff",
             ) from None
         except HttpResponseError as exc:
-            status = exc.status_code or 0
             code = str(getattr(exc, "error_code", "") or "")
-            if status == 403 and "AuthorizationPermissionMismatch" in code:
-                raise AccessDeniedError(
-                    f"Azure denied access to {where} ({code})",
-                    hint="grant the identity 'Storage Blob Data Reader' on the container",
-                ) from None
-            if status == 403:
-                raise CredentialsError(
-                    f"Azure refused the credentials for {self.settings.describe()} while trying to {what} "
-                    f"({code or 'HTTP 403'})",
-                    hint="check the account key, SAS token (permissions r,l and expiry) or connection string",
-                ) from None
-            if status in (429, 503):
-                raise ThrottledError(f"Azure is throttling requests to {where} (HTTP {status})") from None
-            if status >= 500:
-                raise StoreUnavailableError(
-                    f"Azure returned HTTP {status} for {where} while trying to {what}"
-                ) from None
-            raise HdhMigrateError(f"Azure error while trying to {what} {where}: HTTP {status} {code}") from None
+            raise self._status_error(exc.status_code or 0, code, what, name) from None
+
+    def _status_error(self, status: int, code: str, what: str, name: str | None) -> HdhMigrateError:
+        """The typed error for an Azure error status and x-ms-error-code, whichever path met it."""
+        where = f"azure://{self.container}/{name}" if name else f"azure://{self.container}"
+        if status in (304, 412):
+            return SourceChangedError(
+                f"{where} changed while it was being copied (its etag no longer matches)",
+                hint="the object is retried from its new version; if it keeps changing, pause the writer "
+                "or run the copy again once the source is quiet",
+            )
+        if status == 404:
+            if "ContainerNotFound" in code:
+                return ContainerNotFoundError(
+                    f"Azure container {self.container!r} does not exist on {self.settings.describe()}",
+                    hint="check the container name (source_container / the azure:// URL) and the account",
+                )
+            return ObjectNotFoundError(f"{where} does not exist (it may have been deleted during the run)")
+        if status == 403 and "AuthorizationPermissionMismatch" in code:
+            return AccessDeniedError(
+                f"Azure denied access to {where} ({code})",
+                hint="grant the identity 'Storage Blob Data Reader' on the container",
+            )
+        if status == 403:
+            return CredentialsError(
+                f"Azure refused the credentials for {self.settings.describe()} while trying to {what} "
+                f"({code or 'HTTP 403'})",
+                hint="check the account key, SAS token (permissions r,l and expiry) or connection string",
+            )
+        if status in (429, 503):
+            return ThrottledError(f"Azure is throttling requests to {where} (HTTP {status})")
+        if status >= 500:
+            return StoreUnavailableError(f"Azure returned HTTP {status} for {where} while trying to {what}")
+        return HdhMigrateError(f"Azure error while trying to {what} {where}: HTTP {status} {code}")
 
     # -- operations ---------------------------------------------------------------------------------
     @staticmethod
@@ -179,6 +209,8 @@ class AzureBlobStore:
     def read_range(self, name: str, offset: int, length: int, *, etag: str | None = None) -> bytes:
         if length == 0:
             return b""
+        if self._direct is not None:
+            return self._direct_read(name, offset, length, etag)
         cond: dict[str, Any] = {}
         if etag:
             cond = {"etag": _quoted(etag), "match_condition": MatchConditions.IfNotModified}
@@ -188,6 +220,16 @@ class AzureBlobStore:
                 .download_blob(offset=offset, length=length, max_concurrency=1, **cond)
                 .readall()
             )
+
+    def _direct_read(self, name: str, offset: int, length: int, etag: str | None) -> bytes:
+        headers = {"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
+        if etag:
+            headers["If-Match"] = _quoted(etag)
+        assert self._direct is not None
+        r = self._direct.get(name, headers)  # transient failures retried there, then raised typed
+        if r.status not in (200, 206):
+            raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read", name)
+        return r.data
 
     def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
         info = self.head(name)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
+from xml.etree import ElementTree
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -36,7 +40,9 @@ from ..errors import (
     StoreUnavailableError,
     ThrottledError,
 )
+from . import direct
 from .base import ObjectInfo, PutResult
+from .direct import S3Direct
 
 _CRED_CODES = {
     "InvalidAccessKeyId",
@@ -52,6 +58,29 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+# boto3 parameter -> REST header, for the requests the direct data path sends
+_HEADERS = {
+    "ContentType": "Content-Type",
+    "ContentMD5": "Content-MD5",
+    "ChecksumSHA256": "x-amz-checksum-sha256",
+    "ChecksumCRC32C": "x-amz-checksum-crc32c",
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id",
+    "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
+    "SSECustomerKey": "x-amz-server-side-encryption-customer-key",
+    "SSECustomerKeyMD5": "x-amz-server-side-encryption-customer-key-MD5",
+}
+
+
+def _error_document(body: bytes) -> tuple[str, str]:
+    """(Code, Message) of an S3 error response; empty strings when the body is not one."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return "", ""
+    return root.findtext("Code") or "", root.findtext("Message") or ""
+
+
 class S3Store:
     kind = "s3"
     page_size = 1000
@@ -60,7 +89,7 @@ class S3Store:
         self.settings = settings
         self.container = bucket
         config = Config(
-            s3={"addressing_style": settings.addressing_style},
+            s3={"addressing_style": settings.addressing_style, "payload_signing_enabled": settings.payload_signing},
             # boto3 >= 1.36 adds CRC checksum headers by default; many S3-compatible stores reject them.
             request_checksum_calculation=settings.request_checksum_calculation,
             response_checksum_validation=settings.response_checksum_validation,
@@ -70,7 +99,8 @@ class S3Store:
             read_timeout=120,
             signature_version="s3v4",
         )
-        self._client = boto3.session.Session().client(
+        self._session = boto3.session.Session()
+        self._client = self._session.client(
             "s3",
             endpoint_url=settings.endpoint_url,
             region_name=settings.region,
@@ -93,6 +123,58 @@ class S3Store:
             self._sse_write = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_id or ""}
         elif settings.sse == "AES256":
             self._sse_write = {"ServerSideEncryption": "AES256"}
+        self._direct = self._direct_path(max_connections)
+
+    def _direct_path(self, max_connections: int) -> S3Direct | None:
+        """The direct PUT/UploadPart path (see stores/direct.py) where it is equivalent to boto3's, else None."""
+        endpoint = self._client.meta.endpoint_url
+        if not direct.enabled() or direct.proxied(endpoint):
+            return None
+        if self.settings.addressing_style not in ("path", "virtual"):
+            return None  # "auto" is botocore's decision per bucket name: leave it to botocore
+        if self.settings.access_key_id and self.settings.secret_access_key:
+            credentials = Credentials(
+                self.settings.access_key_id,
+                self.settings.secret_access_key.get(),
+                self.settings.session_token.get() if self.settings.session_token else None,
+            )
+        else:
+            credentials = self._session.get_credentials()  # env, profile, instance role... (refreshable)
+        if credentials is None:
+            return None  # let boto3 raise its NoCredentialsError, mapped to a clear message
+        return S3Direct(
+            endpoint_url=endpoint,
+            bucket=self.container,
+            region=self._client.meta.region_name or self.settings.region,
+            addressing_style=self.settings.addressing_style,
+            credentials=credentials,
+            sign_payload=self.settings.payload_signing,
+            maxsize=max_connections,
+            ca_bundle=os.environ.get("AWS_CA_BUNDLE"),
+        )
+
+    @staticmethod
+    def _direct_headers(fields: dict[str, Any]) -> dict[str, str]:
+        """boto3 parameter names -> the S3 REST headers they stand for (the subset the data path sends)."""
+        headers: dict[str, str] = {}
+        for name, value in fields.items():
+            if name == "Metadata":
+                headers.update({f"x-amz-meta-{k}": v for k, v in value.items()})
+            else:
+                headers[_HEADERS[name]] = value
+        return headers
+
+    def _direct_call(self, operation: str, method: str, key: str, fields: dict[str, Any], **kw: Any) -> Any:
+        """One direct request; an S3 error document becomes the ClientError boto3 would have raised."""
+        assert self._direct is not None
+        r = self._direct.request(method, key, headers=self._direct_headers(fields), **kw)
+        if r.status >= 300:
+            code, message = _error_document(r.data)
+            raise ClientError(
+                {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": r.status}},
+                operation,
+            )
+        return r
 
     @property
     def client(self) -> Any:
@@ -223,9 +305,11 @@ class S3Store:
             finally:
                 body.close()
 
-    def _integrity(self, md5: bytes | None, sha256: bytes | None) -> dict[str, str]:
+    def _integrity(self, md5: bytes | None, sha256: bytes | None, crc32c: bytes | None = None) -> dict[str, str]:
         if self.settings.part_checksum == "sha256" and sha256 is not None:
             return {"ChecksumSHA256": b64(sha256)}
+        if self.settings.part_checksum == "crc32c" and crc32c is not None:
+            return {"ChecksumCRC32C": b64(crc32c)}
         if md5 is not None:
             return {"ContentMD5": b64(md5)}
         return {}
@@ -240,6 +324,16 @@ class S3Store:
         md5: bytes | None = None,
         sha256: bytes | None = None,
     ) -> PutResult:
+        if self._direct is not None:
+            fields = {
+                "ContentType": content_type or "application/octet-stream",
+                "Metadata": metadata or {},
+                **self._integrity(md5, sha256),
+                **self._sse_write,
+            }
+            with self._errors("write", name):
+                resp = self._direct_call("PutObject", "PUT", name, fields, body=data)
+            return PutResult(etag=resp.headers["ETag"].strip('"'))
         with self._errors("write", name):
             r = self._client.put_object(
                 Bucket=self.container,
@@ -259,8 +353,8 @@ class S3Store:
     # -- multipart (the chunk writer capability) ----------------------------------------------------
     def start_multipart(self, name: str, *, content_type: str | None, metadata: dict[str, str]) -> str:
         extra: dict[str, Any] = {}
-        if self.settings.part_checksum == "sha256":
-            extra["ChecksumAlgorithm"] = "SHA256"
+        if self.settings.part_checksum in ("sha256", "crc32c"):
+            extra["ChecksumAlgorithm"] = self.settings.part_checksum.upper()
         with self._errors("start a multipart upload", name):
             r = self._client.create_multipart_upload(
                 Bucket=self.container,
@@ -273,21 +367,58 @@ class S3Store:
         return str(r["UploadId"])
 
     def upload_part(
-        self, name: str, upload_id: str, number: int, data: bytes, *, md5: bytes, sha256: bytes | None
+        self,
+        name: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        *,
+        md5: bytes | None,
+        sha256: bytes | None = None,
+        crc32c: bytes | None = None,
     ) -> dict[str, str]:
+        """Send one part with the integrity header of the endpoint's profile; the store refuses damaged bytes.
+
+        The returned dict is what CompleteMultipartUpload needs for it (ETag, and the checksum when the
+        upload declared an algorithm)."""
+        integrity = self._integrity(md5, sha256, crc32c)
+        if not integrity:
+            raise ValueError(f"part {number} of {name}: no checksum for part_checksum={self.settings.part_checksum}")
+        r: dict[str, Any]
         with self._errors(f"upload part {number}", name):
-            r = self._client.upload_part(
-                Bucket=self.container,
-                Key=name,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                **self._integrity(md5, sha256),
-                **self._sse_read,
-            )
+            if self._direct is not None:
+                resp = self._direct_call(
+                    "UploadPart",
+                    "PUT",
+                    name,
+                    integrity | self._sse_read,
+                    query=f"partNumber={number}&uploadId={quote(upload_id, safe='~')}",
+                    body=data,
+                )
+                r = {"ETag": resp.headers["ETag"]}
+                echoed = {f: h for f, h in _HEADERS.items() if f.startswith("Checksum") and h in resp.headers}
+                r.update({f: resp.headers[h] for f, h in echoed.items()})
+            else:
+                r = self._client.upload_part(
+                    Bucket=self.container,
+                    Key=name,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    **integrity,
+                    **self._sse_read,
+                )
         part = {"PartNumber": number, "ETag": r["ETag"]}
-        if "ChecksumSHA256" in r and self.settings.part_checksum == "sha256":
-            part["ChecksumSHA256"] = r["ChecksumSHA256"]
+        for field_name, sent in integrity.items():
+            if field_name == "ContentMD5":
+                continue
+            echoed = r.get(field_name)
+            if echoed is not None and echoed != sent:
+                raise CorruptedTransferError(
+                    f"s3://{self.container}/{name}: part {number} stored with {field_name} {echoed}, we sent {sent}",
+                    hint="the store kept other bytes than the ones sent; the part is re-sent",
+                )
+            part[field_name] = sent  # CompleteMultipartUpload must repeat each part's checksum
         return part
 
     def complete_multipart(self, name: str, upload_id: str, parts: list[dict[str, Any]]) -> PutResult:

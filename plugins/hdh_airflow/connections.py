@@ -4,7 +4,8 @@
   URL (host) / account name (login) with the key (password) or ``sas_token`` extra.
 - destination: an ``aws`` Connection (amazon provider): credentials resolved by ``AwsBaseHook`` (keys,
   session tokens, assumed roles alike), ``endpoint_url`` and ``region_name`` from its extra, plus the
-  hdh-migrate keys ``hdh_s3_provider``, ``hdh_addressing_style``, ``hdh_part_checksum``, ``hdh_sse``,
+  hdh-migrate keys ``hdh_s3_provider``, ``hdh_addressing_style``, ``hdh_part_checksum``,
+  ``hdh_payload_signing``, ``hdh_sse``,
   ``hdh_kms_key_id`` and ``hdh_sse_c_key_conn_id`` (a separate Connection whose password holds the
   SSE-C key, so the key never sits in an extra that someone may print).
 No secret is logged, put in XCom, or returned.
@@ -71,6 +72,7 @@ def s3_settings_from_connection(conn_id: str) -> S3Settings:
             "session_token": Secret(creds.token) if creds.token else None,
             "addressing_style": extra.get("hdh_addressing_style"),
             "part_checksum": extra.get("hdh_part_checksum"),
+            "payload_signing": _flag(extra.get("hdh_payload_signing")),
             "request_checksum_calculation": extra.get("hdh_request_checksum_calculation"),
             "response_checksum_validation": extra.get("hdh_response_checksum_validation"),
             "sse": extra.get("hdh_sse") or ("sse-c" if sse_key else None),
@@ -78,3 +80,10 @@ def s3_settings_from_connection(conn_id: str) -> S3Settings:
             "kms_key_id": extra.get("hdh_kms_key_id"),
         },
     )
+
+
+def _flag(value: Any) -> bool | None:
+    """A boolean Connection extra, whether the UI stored it as JSON true or as the string "true"."""
+    if value is None or isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,215 @@
+"""The direct data path: object GETs and PUTs as single signed HTTP requests on one urllib3 pool.
+
+Why: profiling the copier (py-spy, ``bench/``) showed the SDK pipelines, not the network, bounding it. Per
+request the Azure SDK spends ~1.2 ms and botocore ~0.9 ms of GIL-held Python (policies, event hooks,
+serialisation, response parsing), which caps a process near 250 small objects/s; botocore also streams a
+part body in 16 KiB blocks after an ``Expect: 100-continue`` round trip. The control plane (listings,
+HEADs, multipart create/complete/abort, copies) stays on the SDKs; only the three calls that move bytes
+come here, and they keep the libraries for what must be right:
+
+- S3 requests are signed by botocore's own SigV4 signer (``S3SigV4Auth``), with the client's credentials;
+- Azure reads use a read-only container SAS made by the SDK's ``generate_container_sas`` from the account
+  key (or the configured SAS token as is);
+- every failure is turned into the same typed errors as the SDK path (a botocore ``ClientError`` built from
+  the S3 error document is handed to the S3 store's mapping; Azure error codes map one to one).
+
+The path is used only where it is equivalent: no proxy configured for the endpoint, path-style or
+virtual-hosted S3 addressing, a key or SAS for Azure (an Entra ID token keeps the SDK). ``HDH_DIRECT_HTTP=0``
+turns it off. Transient failures (connection errors, 5xx, throttling) are retried here with backoff, as the
+SDKs' retry policies did.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import urllib3
+
+from ..errors import StoreUnavailableError, ThrottledError, TransientError
+
+T = TypeVar("T")
+
+ATTEMPTS = 4  # as botocore's "standard" retry mode and the Azure policy configured in stores/azure.py
+_TIMEOUT = urllib3.Timeout(connect=10, read=120)
+
+
+def enabled() -> bool:
+    return os.environ.get("HDH_DIRECT_HTTP", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def proxied(url: str) -> bool:
+    """True when the environment routes this URL through a proxy (the SDKs honour it; we then keep them)."""
+    host = urlsplit(url).hostname or ""
+    proxies = urllib.request.getproxies()
+    scheme = urlsplit(url).scheme
+    return bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host)
+
+
+def pool_for(url: str, maxsize: int, ca_bundle: str | None = None) -> urllib3.PoolManager:
+    kw: dict[str, Any] = {"maxsize": maxsize, "block": False, "timeout": _TIMEOUT, "retries": False}
+    if urlsplit(url).scheme == "https" and ca_bundle:
+        kw["ca_certs"] = ca_bundle
+    return urllib3.PoolManager(num_pools=4, **kw)
+
+
+def with_retries(call: Callable[[], T], what: str) -> T:
+    """Run call, retrying transient failures with jittered exponential backoff (0.25 s, 0.5 s, 1 s)."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return call()
+        except TransientError:
+            if attempt == ATTEMPTS:
+                raise
+        time.sleep(random.uniform(0.5, 1.0) * 0.25 * 2 ** (attempt - 1))
+    raise AssertionError(what)  # pragma: no cover - the loop returns or raises
+
+
+def unreachable(exc: Exception, endpoint: str, what: str) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"cannot reach {endpoint} to {what}: {type(exc).__name__}",
+        hint="the store or the network is down; the request was retried, and the task is retried with backoff",
+    )
+
+
+# -- S3 ----------------------------------------------------------------------------------------------
+class S3Direct:
+    """PUT object, upload part and GET object for one bucket, signed with botocore's SigV4 signer."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        bucket: str,
+        region: str,
+        addressing_style: str,
+        credentials: Any,  # botocore Credentials (frozen per request: refreshable ones keep working)
+        sign_payload: bool,
+        maxsize: int,
+        ca_bundle: str | None,
+    ) -> None:
+        from botocore.auth import S3SigV4Auth
+
+        sign = sign_payload
+
+        class _Signer(S3SigV4Auth):
+            def _should_sha256_sign_payload(self, request: Any) -> bool:
+                # The same rule as the client (Config s3.payload_signing_enabled): bodies carry Content-MD5 or
+                # an x-amz-checksum the store verifies, so hashing them again for the signature is optional.
+                return sign
+
+        self._signer_cls = _Signer
+        self._credentials = credentials
+        self._region = region
+        parts = urlsplit(endpoint_url.rstrip("/"))
+        if addressing_style == "virtual":
+            self._base = f"{parts.scheme}://{bucket}.{parts.netloc}{parts.path}/"
+        else:
+            self._base = f"{parts.scheme}://{parts.netloc}{parts.path}/{quote(bucket)}/"
+        self.endpoint = f"{parts.scheme}://{parts.netloc}"
+        self._pool = pool_for(endpoint_url, maxsize, ca_bundle)
+
+    def url(self, key: str, query: str = "") -> str:
+        return self._base + quote(key, safe="/~") + (f"?{query}" if query else "")
+
+    def _signed(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> dict[str, str]:
+        from botocore.awsrequest import AWSRequest
+
+        req = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+        self._signer_cls(self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(req)
+        return dict(req.headers.items())
+
+    def request(
+        self, method: str, key: str, *, query: str = "", body: bytes | None = None, headers: Mapping[str, str]
+    ) -> urllib3.BaseHTTPResponse:
+        """One signed request, retried while transient; returns any other response for the caller to map."""
+        url = self.url(key, query)
+        where = f"{self.endpoint} ({method} {key})"
+
+        def once() -> urllib3.BaseHTTPResponse:
+            signed = self._signed(method, url, body, headers)  # signed per attempt: the date moves on
+            try:
+                r = self._pool.request(method, url, body=body, headers=signed, preload_content=True)
+            except urllib3.exceptions.HTTPError as exc:
+                raise unreachable(exc, self.endpoint, f"{method} {key}") from None
+            if r.status in (429, 503):
+                raise ThrottledError(f"the S3 store is throttling requests: HTTP {r.status} from {where}")
+            if r.status >= 500:
+                raise StoreUnavailableError(f"the S3 store returned HTTP {r.status} for {where}")
+            return r
+
+        return with_retries(once, where)
+
+
+# -- Azure -------------------------------------------------------------------------------------------
+class AzureDirect:
+    """Ranged, etag-pinned blob reads with a read-only container SAS."""
+
+    SAS_LIFETIME = timedelta(hours=8)
+
+    def __init__(
+        self,
+        *,
+        container_url: str,
+        api_version: str,
+        sas_token: str | None,
+        account_name: str | None,
+        account_key: str | None,
+        container: str,
+        maxsize: int,
+        ca_bundle: str | None,
+    ) -> None:
+        self._container_url = container_url.rstrip("/")
+        self._api_version = api_version
+        self._fixed_sas = sas_token.lstrip("?") if sas_token else None
+        self._account_name, self._account_key, self._container = account_name, account_key, container
+        self._sas: str | None = None
+        self._sas_expiry = datetime.min.replace(tzinfo=UTC)
+        self._sas_lock = threading.Lock()
+        self.endpoint = f"{urlsplit(container_url).scheme}://{urlsplit(container_url).netloc}"
+        self._pool = pool_for(container_url, maxsize, ca_bundle)
+
+    def _token(self) -> str:
+        if self._fixed_sas is not None:
+            return self._fixed_sas
+        now = datetime.now(UTC)
+        with self._sas_lock:
+            if self._sas is None or now > self._sas_expiry - timedelta(hours=1):
+                from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+                expiry = now + self.SAS_LIFETIME
+                self._sas = generate_container_sas(
+                    self._account_name or "",
+                    self._container,
+                    account_key=self._account_key,
+                    permission=ContainerSasPermissions(read=True),
+                    start=now - timedelta(minutes=15),  # tolerate clock skew with the service
+                    expiry=expiry,
+                )
+                self._sas_expiry = expiry
+            return self._sas
+
+    def get(self, name: str, headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
+        url = f"{self._container_url}/{quote(name, safe='/~')}?{self._token()}"
+        hdrs = {"x-ms-version": self._api_version, **headers}
+
+        def once() -> urllib3.BaseHTTPResponse:
+            try:
+                r = self._pool.request("GET", url, headers=hdrs, preload_content=True)
+            except urllib3.exceptions.HTTPError as exc:
+                raise unreachable(exc, self.endpoint, "read a blob") from None
+            if r.status >= 500 or r.status == 429:
+                code = r.headers.get("x-ms-error-code", "")
+                if r.status in (429, 503):
+                    raise ThrottledError(f"Azure is throttling reads ({r.status} {code})")
+                raise StoreUnavailableError(f"Azure returned HTTP {r.status} {code} for a read")
+            return r
+
+        return with_retries(once, f"GET {name}")
