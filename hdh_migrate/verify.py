@@ -157,7 +157,22 @@ class Verifier:
 
     def check(self, info: ObjectInfo, key: str) -> tuple[str | None, str | None, str | None, str | None]:
         """(problem or None, detail, recorded source SHA-256, destination SHA-256 read back)."""
-        head = self.dest.head(key)
+        if self.depth == "quick":
+            head = self.dest.head(key)
+            return self._judge(info, key, head, None)
+        # full / both: one GET gives the properties and the bytes (no separate HEAD)
+        opened = self.dest.open_read(key, chunk_size=MiB)
+        if opened is None:
+            return "missing", "not at the destination", None, None
+        head, chunks = opened
+        try:
+            return self._judge(info, key, head, chunks)
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+    def _judge(
+        self, info: ObjectInfo, key: str, head: ObjectInfo | None, chunks: Iterator[bytes] | None
+    ) -> tuple[str | None, str | None, str | None, str | None]:
         if head is None:
             return "missing", "not at the destination", None, None
         meta = head.metadata
@@ -188,9 +203,9 @@ class Verifier:
                 recorded,
                 None,
             )
-        if self.depth == "quick":
+        if chunks is None:
             return None, None, recorded, None
-        got = self._read_hash(self.dest, key)
+        got = digest_stream(self._counting(chunks)).sha256
         if got != recorded:
             return ("hash_differs", f"destination content SHA-256 {got} is not the source's {recorded}", recorded, got)
         if self.depth == "both":

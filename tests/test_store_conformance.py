@@ -165,3 +165,22 @@ def test_direct_path_retries_a_store_that_is_briefly_down(rig_env, s3_bucket) ->
     with pytest.raises(StoreUnavailableError) as exc:
         down.put("k", b"x", md5=hashlib.md5(b"x").digest())
     assert "127.0.0.1:9" in str(exc.value)
+
+
+@pytest.mark.parametrize("direct", ["1", "0"])
+def test_s3_open_read_gives_properties_and_bytes_in_one_go(s3_bucket, monkeypatch, direct: str) -> None:
+    """What a full verification reads: the metadata the copier recorded and every byte, or None if absent."""
+    monkeypatch.setenv("HDH_DIRECT_HTTP", direct)
+    st = S3Store(s3_bucket.settings, s3_bucket.container)
+    data = payload(3 * 1024 * 1024 + 5, seed=9)
+    st.put("v/obj", data, content_type="text/csv", metadata={"hdh-sha256": "abc"}, md5=hashlib.md5(data).digest())
+    info, chunks = st.open_read("v/obj", chunk_size=1024 * 1024)
+    assert (info.size, info.etag, info.metadata["hdh-sha256"]) == (len(data), hashlib.md5(data).hexdigest(), "abc")
+    assert info.content_type == "text/csv" and info.last_modified.tzinfo is not None
+    assert b"".join(chunks) == data
+    assert st.open_read("v/missing", chunk_size=1024) is None
+    # an abandoned stream frees its connection: the store stays usable
+    _, partial = st.open_read("v/obj", chunk_size=1024)
+    next(partial)
+    partial.close()
+    assert st.read_range("v/obj", 10, 5) == data[10:15]

@@ -127,16 +127,28 @@ class S3Direct:
         return dict(req.headers.items())
 
     def request(
-        self, method: str, key: str, *, query: str = "", body: bytes | None = None, headers: Mapping[str, str]
+        self,
+        method: str,
+        key: str,
+        *,
+        query: str = "",
+        body: bytes | None = None,
+        headers: Mapping[str, str],
+        stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
-        """One signed request, retried while transient; returns any other response for the caller to map."""
+        """One signed request, retried while transient; returns any other response for the caller to map.
+
+        With stream, a successful response's body is left unread (the caller streams it, then closes)."""
         url = self.url(key, query)
         where = f"{self.endpoint} ({method} {key})"
 
         def once() -> urllib3.BaseHTTPResponse:
             signed = self._signed(method, url, body, headers)  # signed per attempt: the date moves on
             try:
-                r = self._pool.request(method, url, body=body, headers=signed, preload_content=True)
+                r = self._pool.request(method, url, body=body, headers=signed, preload_content=False)
+                if not (stream and r.status < 300):
+                    r.read(cache_content=True)  # small answers (errors, PUTs): read whole, free the connection
+                    r.release_conn()
             except urllib3.exceptions.HTTPError as exc:
                 raise unreachable(exc, self.endpoint, f"{method} {key}") from None
             if r.status in (429, 503):
