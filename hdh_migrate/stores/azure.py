@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote
+from xml.etree import ElementTree
 
 import requests
+import urllib3
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -193,11 +198,45 @@ class AzureBlobStore:
             next(pages, None)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        if self._direct is not None:
+            yield from self._direct_list(prefix)
+            return
         with self._errors("list blobs"):
             for props in self._container.list_blobs(
                 name_starts_with=prefix or None, include=["metadata"], results_per_page=self.page_size
             ):
                 yield self._info(props)
+
+    def _direct_list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """The List Blobs REST call, parsed as it streams (the SDK spends ~170 us of Python per blob on its
+        models; this is the same XML, read with the C ElementTree parser, one element at a time)."""
+        assert self._direct is not None
+        marker: str | None = None
+        while True:
+            r = self._direct.list_page(prefix, marker, self.page_size)
+            if r.status != 200:
+                raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "list blobs", None)
+            marker = None
+            parser = ElementTree.XMLPullParser(events=("end",))
+            try:
+                for chunk in r.stream(256 * 1024):
+                    parser.feed(chunk)
+                    for _, el in parser.read_events():
+                        if el.tag == "Blob":
+                            yield _blob_info(el)
+                            el.clear()
+                        elif el.tag == "NextMarker":
+                            marker = el.text or None
+                parser.close()
+            except urllib3.exceptions.HTTPError as exc:
+                raise StoreUnavailableError(
+                    f"the listing of azure://{self.container}/{prefix} broke off: {type(exc).__name__}",
+                    hint="the task is retried with backoff",
+                ) from None
+            finally:
+                r.release_conn()
+            if not marker:
+                return
 
     def head(self, name: str) -> ObjectInfo | None:
         try:
@@ -269,6 +308,27 @@ class AzureBlobStore:
         """For the rig and tests only: in production the container already exists."""
         with self._errors("create the container"), contextlib.suppress(ResourceExistsError):
             self._container.create_container()
+
+
+def _blob_info(el: ElementTree.Element) -> ObjectInfo:
+    """ObjectInfo from one <Blob> element of a List Blobs answer (as the SDK would build it)."""
+    name_el = el.find("Name")
+    name = (name_el.text or "") if name_el is not None else ""
+    if name_el is not None and name_el.get("Encoded") == "true":
+        name = unquote(name)  # names with characters XML cannot carry come percent-encoded
+    props = el.find("Properties")
+    p = {c.tag: c.text for c in props} if props is not None else {}
+    meta_el = el.find("Metadata")
+    md5 = p.get("Content-MD5")
+    return ObjectInfo(
+        name=name,
+        size=int(p.get("Content-Length") or 0),
+        etag=(p.get("Etag") or "").strip('"'),
+        last_modified=parsedate_to_datetime(p["Last-Modified"] or ""),
+        content_type=p.get("Content-Type"),
+        content_md5=base64.b64decode(md5) if md5 else None,
+        metadata={c.tag: c.text or "" for c in meta_el} if meta_el is not None else {},
+    )
 
 
 def _quoted(etag: str) -> str:

@@ -162,7 +162,7 @@ class S3Direct:
 
 # -- Azure -------------------------------------------------------------------------------------------
 class AzureDirect:
-    """Ranged, etag-pinned blob reads with a read-only container SAS."""
+    """Ranged, etag-pinned blob reads and streamed listings with a read/list-only container SAS."""
 
     SAS_LIFETIME = timedelta(hours=8)
 
@@ -201,7 +201,7 @@ class AzureDirect:
                     self._account_name or "",
                     self._container,
                     account_key=self._account_key,
-                    permission=ContainerSasPermissions(read=True),
+                    permission=ContainerSasPermissions(read=True, list=True),
                     start=now - timedelta(minutes=15),  # tolerate clock skew with the service
                     expiry=expiry,
                 )
@@ -225,3 +225,29 @@ class AzureDirect:
             return r
 
         return with_retries(once, f"GET {name}")
+
+    def list_page(self, prefix: str, marker: str | None, page_size: int) -> urllib3.BaseHTTPResponse:
+        """One page of a flat listing (with metadata), its body left unread for a streaming parse."""
+        query = f"restype=container&comp=list&include=metadata&maxresults={page_size}"
+        if prefix:
+            query += f"&prefix={quote(prefix, safe='')}"
+        if marker:
+            query += f"&marker={quote(marker, safe='')}"
+        url = f"{self._container_url}?{query}&{self._token()}"
+        hdrs = {"x-ms-version": self._api_version}
+
+        def once() -> urllib3.BaseHTTPResponse:
+            try:
+                r = self._pool.request("GET", url, headers=hdrs, preload_content=False)
+                if r.status != 200:
+                    r.read(cache_content=True)
+                    r.release_conn()
+            except urllib3.exceptions.HTTPError as exc:
+                raise unreachable(exc, self.endpoint, "list blobs") from None
+            if r.status in (429, 503):
+                raise ThrottledError(f"Azure is throttling listings ({r.status})")
+            if r.status >= 500:
+                raise StoreUnavailableError(f"Azure returned HTTP {r.status} for a listing")
+            return r
+
+        return with_retries(once, f"list {prefix}")
