@@ -19,6 +19,7 @@ from .copy import CopyOptions, copy_objects
 from .errors import HdhMigrateError
 from .keyindex import KeyIndex
 from .manifest import ManifestStats, ResultsWriter, iter_inventory, write_inventory
+from .memory import tune_allocator
 from .progress import Progress
 from .stores import AzureBlobStore, S3Store, open_store
 from .urls import Location, parse_location
@@ -53,6 +54,7 @@ def open_pair(
     check: bool = True,
 ) -> tuple[Location, Location, AzureBlobStore, S3Store]:
     """Parse both locations, open both stores and prove access before any work starts."""
+    tune_allocator()  # before any worker thread exists (see memory.py)
     src = parse_location(src_url, expect="azure")
     dst = parse_location(dst_url, expect="s3")
     source = open_store(src, azure=azure, max_connections=pool_size(workers))

@@ -135,3 +135,14 @@ def test_sse_c_key_is_validated_and_never_shown() -> None:
     summary = encryption_summary(s)
     assert summary["mode"] == "sse-c" and summary["sse_c_key_fingerprint"].startswith("sha256:")
     assert key not in repr(s) and key not in str(summary)
+
+
+def test_allocator_tuning_applies_once_and_respects_explicit_variables(monkeypatch) -> None:
+    import platform
+
+    from hdh_migrate import memory
+
+    monkeypatch.setattr(memory, "_done", False)
+    applied = memory.tune_allocator()
+    assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    assert memory.tune_allocator() is applied  # idempotent
