@@ -69,9 +69,15 @@ class Bench:
             c = s.get("counts", {})
             rec["hdh_counts"] = {k: c.get(k) for k in ("copied", "skipped", "failed", "matched", "checked",
                                                           "missing", "differs", "extra", "errors") if k in c}
-            if r.rc == 0 and tool == "hdh_copy" and c.get("copied") != shape.count:
+            if r.rc == 0 and tool in ("hdh_copy", "hdh_copy_verify") and c.get("copied") != shape.count:
                 r.rc = 99
                 rec["rc"] = 99
+            if tool == "hdh_copy_verify":
+                vc = s.get("verify", {}).get("counts", {})
+                rec["hdh_verify_counts"] = {k: vc.get(k) for k in ("matched", "checked", "bytes_read")}
+                if r.rc == 0 and vc.get("matched") != shape.count:
+                    r.rc = 98
+                    rec["rc"] = 98
         rec["seconds"] = round(seconds, 3)
         rec["mibps"] = round(shape.total / MiB / seconds, 2) if seconds > 0 else None
         rec["objps"] = round(shape.count / seconds, 1) if seconds > 0 else None
@@ -104,6 +110,12 @@ class Bench:
             self.measure(shape, "hdh_copy", rep, e.hdh_copy(shape.prefix, dest, f"w-{shape.name}-c{rep}"), hdh_env)
             self.measure(shape, "hdh_verify", rep, e.hdh_verify(shape.prefix, dest, f"w-{shape.name}-v{rep}"), hdh_env)
 
+        def hdh_one(rep: int) -> None:
+            # what a user runs to copy and prove it: one command (`copy --verify full`), one source listing
+            dest = f"{base}/hdh1/{rep}/"
+            self.measure(shape, "hdh_copy_verify", rep,
+                         e.hdh_copy(shape.prefix, dest, f"w-{shape.name}-cv{rep}", ["--verify", "full"]), hdh_env)
+
         def rclone(rep: int) -> None:
             dest = f"{base}/rclone/{rep}"
             self.measure(shape, "rclone_copy", rep, e.rclone_copy(shape.name, dest), rc_env)
@@ -121,7 +133,7 @@ class Bench:
             self.measure(shape, "airflow_op", rep, e.airflow_op(shape.prefix, f"{base}/airflow/{rep}"), af_env,
                          seconds_from="json")
 
-        contenders = [limit_read, limit_write, hdh, rclone]
+        contenders = [limit_read, limit_write, hdh, hdh_one, rclone]
         if self.args.proto:
             contenders.append(proto)
         if not self.args.skip_airflow:
@@ -191,7 +203,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
 
-TOOLS = ["limit_read", "limit_write", "hdh_copy", "hdh_verify", "rclone_copy", "rclone_check", "airflow_op",
+TOOLS = ["limit_read", "limit_write", "hdh_copy", "hdh_verify", "hdh_copy_verify", "rclone_copy", "rclone_check",
+         "airflow_op",
          "hdh_inventory", "proto_copy", "proto_verify"]
 
 
@@ -248,11 +261,14 @@ def reduce(runs: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
                                         m(small, "hdh_copy", "objps"), m(small, "proto_copy", "objps")),
         },
         "verify": {
-            "hdh_copy_verify_s": pair_sum(large, "hdh_copy", "hdh_verify"),
+            # one command, `copy --verify full` (the two separate commands: hdh_copy_then_verify_s)
+            "hdh_copy_verify_s": m(large, "hdh_copy_verify", "seconds"),
+            "hdh_copy_then_verify_s": pair_sum(large, "hdh_copy", "hdh_verify"),
             "rclone_copy_check_s": pair_sum(large, "rclone_copy", "rclone_check"),
             "hdh_verify_s": m(large, "hdh_verify", "seconds"),
             "rclone_check_s": m(large, "rclone_check", "seconds"),
-            "small_hdh_copy_verify_s": pair_sum(small, "hdh_copy", "hdh_verify"),
+            "small_hdh_copy_verify_s": m(small, "hdh_copy_verify", "seconds"),
+            "small_hdh_copy_then_verify_s": pair_sum(small, "hdh_copy", "hdh_verify"),
             "small_rclone_copy_check_s": pair_sum(small, "rclone_copy", "rclone_check"),
         },
         "rss_mib": {
@@ -355,9 +371,10 @@ def print_report(res: dict[str, Any], runs: list[dict[str, Any]]) -> None:
       f"{_f(L['limit_mibps'])} (read {_f(L['limit_read_mibps'])}, write {_f(L['limit_write_mibps'])})")
     p(f"small ({S['shape']}): hdh {_f(S['hdh_objps'])} obj/s, rclone {_f(S['rclone_objps'])}, Airflow operator "
       f"{_f(S['airflow_op_objps'])}, store limit {_f(S['limit_objps'])}")
-    p(f"copy + full verification, large: hdh {_f(V['hdh_copy_verify_s'], '{:.2f}')} s, rclone copy + check --download "
-      f"{_f(V['rclone_copy_check_s'], '{:.2f}')} s; small: hdh {_f(V['small_hdh_copy_verify_s'], '{:.2f}')} s, rclone "
-      f"{_f(V['small_rclone_copy_check_s'], '{:.2f}')} s")
+    p(f"copy + full verification, large: hdh copy --verify full {_f(V['hdh_copy_verify_s'], '{:.2f}')} s "
+      f"(copy, then verify: {_f(V['hdh_copy_then_verify_s'], '{:.2f}')} s), rclone copy + check --download "
+      f"{_f(V['rclone_copy_check_s'], '{:.2f}')} s; small: hdh {_f(V['small_hdh_copy_verify_s'], '{:.2f}')} s "
+      f"({_f(V['small_hdh_copy_then_verify_s'], '{:.2f}')} s), rclone {_f(V['small_rclone_copy_check_s'], '{:.2f}')} s")
     p(f"peak RSS of hdh copy: 1k objects {_f(R['hdh_1k'], '{:.0f}')} MiB, 100k objects {_f(R['hdh_100k'], '{:.0f}')}, "
       f"4 large objects {_f(R['hdh_large'], '{:.0f}')}, one 2 GiB object {_f(R['hdh_2gib'], '{:.0f}')}")
     p(f"best copy rate observed in this run (limit or any copier): large {_f(L['best_observed_mibps'])} MiB/s, "

@@ -126,6 +126,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
         work_dir=Path(args.work_dir) if args.work_dir else None,
         s3=_s3_overrides(args),
         show_progress=not args.no_progress,
+        verify=args.verify,
     )
     c = summary["counts"]
     if args.json:
@@ -148,6 +149,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
             f"sha256 {summary['inventory']['sha256'][:16]}...)"
         )
         print(f"results:   {summary['results']['path']}")
+        if "verify" in summary:
+            _print_verify(summary["verify"], args.max_print)
         print(f"summary:   {Path(summary['work_dir']) / 'summary.json'}")
     _print_errors(c["errors"])
     return EXIT_OK if summary["ok"] else EXIT_FAILED
@@ -167,23 +170,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
         s3=_s3_overrides(args),
         show_progress=not args.no_progress,
     )
-    c = summary["counts"]
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
-        for p in c["problems"][: args.max_print]:
-            where = p["key"] or p["name"]
-            print(f"{p['problem'].upper():20} {where}" + (f"  ({p['detail']})" if p["detail"] else ""))
-        if len(c["problems"]) > args.max_print:
-            print(f"... and {len(c['problems']) - args.max_print} more (see {summary['results']['path']})")
-        verdict = "OK" if summary["ok"] else "FAILED"
-        print(
-            f"verify ({args.depth}) {verdict}: {c['matched']:,}/{c['checked']:,} objects match; "
-            f"{c['missing']:,} missing, {c['differs']:,} differing, {c['extra']:,} extra, {c['errors']:,} errors; "
-            f"{human_bytes(c['bytes_read'])} re-read in {summary['seconds']:.1f} s"
-        )
-        print(f"results:   {summary['results']['path']}")
+        _print_verify(summary, args.max_print)
     return EXIT_OK if summary["ok"] else EXIT_FAILED
+
+
+def _print_verify(summary: dict[str, Any], max_print: int) -> None:
+    c = summary["counts"]
+    for p in c["problems"][:max_print]:
+        where = p["key"] or p["name"]
+        print(f"{p['problem'].upper():20} {where}" + (f"  ({p['detail']})" if p["detail"] else ""))
+    if len(c["problems"]) > max_print:
+        print(f"... and {len(c['problems']) - max_print} more (see {summary['results']['path']})")
+    verdict = "OK" if summary["ok"] else "FAILED"
+    print(
+        f"verify ({summary['depth']}) {verdict}: {c['matched']:,}/{c['checked']:,} objects match; "
+        f"{c['missing']:,} missing, {c['differs']:,} differing, {c['extra']:,} extra, {c['errors']:,} errors; "
+        f"{human_bytes(c['bytes_read'])} re-read in {summary['seconds']:.1f} s"
+    )
+    print(f"results:   {summary['results']['path']}")
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
@@ -255,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-read destination objects to decide what is already copied (slow, thorough)",
     )
+    c.add_argument(
+        "--verify",
+        choices=("quick", "full", "both"),
+        default=None,
+        help="after the copy, verify every object as `hdh-migrate verify --depth` would (one process, "
+        "one source listing); the exit status needs both to pass",
+    )
+    c.add_argument("--max-print", type=int, default=200, help="verification problems printed")
     c.set_defaults(func=cmd_copy)
 
     v = sub.add_parser("verify", help="re-read the destination and check every object against the source")

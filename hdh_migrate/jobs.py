@@ -88,7 +88,12 @@ def run_copy(
     s3: S3Settings | None = None,
     progress_stream: TextIO | None = None,
     show_progress: bool = True,
+    verify: str | None = None,
 ) -> dict[str, Any]:
+    """Copy, then (verify="quick" | "full" | "both") verify the same inventory in the same process.
+
+    The verification reads the destination afresh, as `hdh-migrate verify` would, but saves a second start
+    and a second listing of the source; its summary goes under "verify", and "ok" needs both to pass."""
     options.validate()
     src, dst, source, dest = open_pair(src_url, dst_url, azure=azure, s3=s3, workers=options.workers)
     work = work_dir or default_work_dir("copy", src)
@@ -136,6 +141,14 @@ def run_copy(
         "ok": counts.ok,
         "work_dir": str(work),
     }
+    if verify and not options.dry_run:
+        v = verify_inventory(
+            source, dest, src, dst, inv, work,
+            depth=verify, workers=options.workers, progress_stream=progress_stream, show_progress=show_progress,
+        )
+        v.pop("inventory", None)  # the copy's own, above
+        summary["verify"] = v
+        summary["ok"] = counts.ok and v["ok"]
     _write_summary(work, summary)
     return summary
 
@@ -158,6 +171,31 @@ def run_verify(
     work.mkdir(parents=True, exist_ok=True)
     started = _now()
     inv = take_inventory(source, src, work / "inventory.parquet")
+    summary = verify_inventory(
+        source, dest, src, dst, inv, work,
+        depth=depth, workers=workers, extras=extras, progress_stream=progress_stream, show_progress=show_progress,
+    )
+    summary["started"] = started
+    _write_summary(work, summary)
+    return summary
+
+
+def verify_inventory(
+    source: AzureBlobStore,
+    dest: S3Store,
+    src: Location,
+    dst: Location,
+    inv: ManifestStats,
+    work: Path,
+    *,
+    depth: str = "full",
+    workers: int = 8,
+    extras: bool = True,
+    progress_stream: TextIO | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Verify every object of an inventory already taken (by run_verify, or by run_copy right after copying)."""
+    started = _now()
     progress = Progress(
         inv.objects,
         inv.bytes,
@@ -188,7 +226,7 @@ def run_verify(
                 results.add(name="", key=key, status="extra", reason="at the destination, not at the source")
     finally:
         res = results.close()
-    summary = {
+    return {
         "command": "verify",
         "tool": f"hdh-migrate/{__version__}",
         "source": str(src),
@@ -203,8 +241,6 @@ def run_verify(
         "ok": counts.ok,
         "work_dir": str(work),
     }
-    _write_summary(work, summary)
-    return summary
 
 
 __all__ = ["HdhMigrateError", "open_pair", "run_copy", "run_verify", "take_inventory"]

@@ -445,3 +445,23 @@ def test_whole_object_md5_is_checked_when_the_source_has_one(azure_container, s3
     # and the re-run trusts neither less nor more: both are complete, nothing is copied again
     again = _copy(azure_container, s3_bucket, part_size=PART)
     assert (again.copied, again.skipped, again.failed) == (0, 2, 1)
+
+
+def test_copy_with_verify_checks_everything_in_one_run(azure_container, s3_bucket, home) -> None:
+    """`copy --verify full` re-reads every destination byte after the copy; its verdict decides the exit status."""
+    for i in range(5):
+        azure_container.put(f"data/f{i}.bin", payload(PART + i * 1000 if i == 4 else 1000 + i, seed=i))
+    s3_bucket.put("copy/stray.bin", b"not from the source")  # an object the source does not have
+    src_url, dst_url = _urls(azure_container, s3_bucket)
+    r = run_cli("copy", src_url, dst_url, "--part-size", "5MiB", "--verify", "full", "--no-progress", "--json")
+    assert r.returncode != 0, r.stdout
+    summary = json.loads(r.stdout[r.stdout.find("{"):])
+    assert summary["counts"]["copied"] == 5 and summary["counts"]["ok"] is True
+    v = summary["verify"]
+    assert (v["depth"], v["counts"]["matched"], v["counts"]["extra"], v["ok"]) == ("full", 5, 1, False)
+    assert v["counts"]["bytes_read"] == sum(o.size for o in azure_container.list("data/"))
+    assert summary["ok"] is False
+    s3_bucket.delete("copy/stray.bin")
+    again = run_cli("copy", src_url, dst_url, "--verify", "full", "--no-progress")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipped 5 already copied" in again.stdout and "verify (full) OK: 5/5 objects match" in again.stdout
