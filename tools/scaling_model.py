@@ -43,13 +43,16 @@ class Assumptions:
     vcpu_per_worker: int = 8
     concurrency: int = 4  # AIRFLOW__CELERY__WORKER_CONCURRENCY: shard tasks per worker
     max_parallel: int = 8  # the DAG Param: transfer threads per shard task
-    # measured here (bench/results/latest.json, one hdh-migrate process, plain HTTP): CPU seconds per GiB for
-    # large objects (large/hdh_copy 8.48, huge/hdh_copy 7.35; verify 3.58) and the extra CPU per object from
-    # the 64 KiB shape (small/hdh_copy 76.7 s/GiB -> +4.2 ms per object; small/hdh_verify 51 -> +2.9 ms)
-    cpu_s_per_gib_copy: float = 8.5
-    cpu_ms_per_object_copy: float = 4.2
-    cpu_s_per_gib_verify: float = 3.6
-    cpu_ms_per_object_verify: float = 2.9
+    # measured here (bench/results/latest.json of 2026-11-24T08:44, one hdh-migrate process, plain HTTP, the
+    # direct data path): CPU seconds per GiB for large objects with CRC32C parts (huge/hdh_copy 2.9,
+    # large/hdh_copy 3.6 with its start-up) plus 1.15 s/GiB for the MD5 parts of the md5 provider profiles
+    # (ovhcloud, outscale, scaleway, cloudtemple); verify ~2.7 (large/hdh_verify 3.8 minus its start-up); per
+    # object from the 100,000 x 4 KiB copy (scale/hdh_copy: 127.6 CPU s -> 1.3 ms) and the 64 KiB verify
+    # (small/hdh_verify 1.81 CPU s per 1,000 -> ~1.6 ms)
+    cpu_s_per_gib_copy: float = 4.1
+    cpu_ms_per_object_copy: float = 1.3
+    cpu_s_per_gib_verify: float = 2.7
+    cpu_ms_per_object_verify: float = 1.6
     tls_cpu_s_per_gib: float = 1.5  # AES-GCM both ways with AES-NI, per GiB (estimate; the rig is plain HTTP)
     # one transfer thread over the inter-cloud link (64 MiB ranged GET then PUT, ~10 ms RTT): an estimate to
     # replace with the first real shard's figure (here, on loopback, one 8-thread task moved ~50-60 MiB/s
@@ -423,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['scheduler_limits_below_shard_s']} s per shard); metadata DB: "
           f"{result['heartbeat_db_writes_per_s']} heartbeat writes/s ({result['metadata_db_utilisation']:.2%})")
     print(f"workers: {result['task_slots']} task slots; one worker copies ~{result['per_worker_copy_mib_s']} MiB/s; "
-          f"{result['workers_to_saturate_link']} workers saturate the link")
+          f"{result['workers_to_saturate_link']} worker(s) saturate the link")
     if "simulation" in result:
         sr = result["simulation"]
         print(f"simulation: {sr['days']} days at a mean {sr['mean_rate_gbit_s']} Gbit/s"  # type: ignore[index]
