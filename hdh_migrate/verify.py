@@ -163,7 +163,7 @@ class Verifier:
         # full / both: one GET gives the properties and the bytes (no separate HEAD)
         opened = self.dest.open_read(key, chunk_size=MiB)
         if opened is None:
-            return "missing", "not at the destination", None, None
+            return self._judge(info, key, None, None)
         head, chunks = opened
         try:
             return self._judge(info, key, head, chunks)

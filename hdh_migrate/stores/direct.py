@@ -3,13 +3,15 @@
 Why: profiling the copier (py-spy, ``bench/``) showed the SDK pipelines, not the network, bounding it. Per
 request the Azure SDK spends ~1.2 ms and botocore ~0.9 ms of GIL-held Python (policies, event hooks,
 serialisation, response parsing), which caps a process near 250 small objects/s; botocore also streams a
-part body in 16 KiB blocks after an ``Expect: 100-continue`` round trip. The control plane (listings,
-HEADs, multipart create/complete/abort, copies) stays on the SDKs; only the three calls that move bytes
-come here, and they keep the libraries for what must be right:
+part body in 16 KiB blocks after an ``Expect: 100-continue`` round trip, and the Azure SDK spends ~170 us
+per blob building listing models. The calls made once per object or per part come here (S3 PUT,
+UploadPart, GET, HEAD; Azure ranged GET and List Blobs); the rest of the control plane (multipart
+create/complete/abort, copies, bucket checks) stays on the SDKs. What must be right stays with the
+libraries:
 
 - S3 requests are signed by botocore's own SigV4 signer (``S3SigV4Auth``), with the client's credentials;
-- Azure reads use a read-only container SAS made by the SDK's ``generate_container_sas`` from the account
-  key (or the configured SAS token as is);
+- Azure requests use a read/list-only container SAS made by the SDK's ``generate_container_sas`` from the
+  account key (or the configured SAS token as is);
 - every failure is turned into the same typed errors as the SDK path (a botocore ``ClientError`` built from
   the S3 error document is handed to the S3 store's mapping; Azure error codes map one to one).
 
@@ -79,9 +81,43 @@ def unreachable(exc: Exception, endpoint: str, what: str) -> StoreUnavailableErr
     )
 
 
+def send(
+    pool: urllib3.PoolManager,
+    method: str,
+    url: str,
+    *,
+    headers: Callable[[], Mapping[str, str]],
+    body: bytes | None = None,
+    stream: bool = False,
+    endpoint: str,
+    what: str,
+) -> urllib3.BaseHTTPResponse:
+    """One request, retried while transient (no connection, 5xx, throttled); any other answer is returned.
+
+    headers is called per attempt (a signature carries the time). Answers are read whole and their
+    connection freed, except a successful one with stream, whose body the caller streams and closes."""
+
+    def once() -> urllib3.BaseHTTPResponse:
+        try:
+            r = pool.request(method, url, body=body, headers=dict(headers()), preload_content=False)
+            if not (stream and r.status < 300):
+                r.read(cache_content=True)
+                r.release_conn()
+        except urllib3.exceptions.HTTPError as exc:
+            raise unreachable(exc, endpoint, what) from None
+        if r.status < 500 and r.status != 429:
+            return r
+        answer = " ".join(filter(None, (f"HTTP {r.status}", r.headers.get("x-ms-error-code"))))
+        if r.status in (429, 503):
+            raise ThrottledError(f"{endpoint} is throttling requests: {answer} to {what}")
+        raise StoreUnavailableError(f"{endpoint} returned {answer} to {what}")
+
+    return with_retries(once, what)
+
+
 # -- S3 ----------------------------------------------------------------------------------------------
 class S3Direct:
-    """PUT object, upload part and GET object for one bucket, signed with botocore's SigV4 signer."""
+    """PUT object, upload part, GET and HEAD for one bucket, signed with botocore's SigV4 signer."""
 
     def __init__(
         self,
@@ -140,24 +176,16 @@ class S3Direct:
 
         With stream, a successful response's body is left unread (the caller streams it, then closes)."""
         url = self.url(key, query)
-        where = f"{self.endpoint} ({method} {key})"
-
-        def once() -> urllib3.BaseHTTPResponse:
-            signed = self._signed(method, url, body, headers)  # signed per attempt: the date moves on
-            try:
-                r = self._pool.request(method, url, body=body, headers=signed, preload_content=False)
-                if not (stream and r.status < 300):
-                    r.read(cache_content=True)  # small answers (errors, PUTs): read whole, free the connection
-                    r.release_conn()
-            except urllib3.exceptions.HTTPError as exc:
-                raise unreachable(exc, self.endpoint, f"{method} {key}") from None
-            if r.status in (429, 503):
-                raise ThrottledError(f"the S3 store is throttling requests: HTTP {r.status} from {where}")
-            if r.status >= 500:
-                raise StoreUnavailableError(f"the S3 store returned HTTP {r.status} for {where}")
-            return r
-
-        return with_retries(once, where)
+        return send(
+            self._pool,
+            method,
+            url,
+            headers=lambda: self._signed(method, url, body, headers),
+            body=body,
+            stream=stream,
+            endpoint=self.endpoint,
+            what=f"{method} {key}",
+        )
 
 
 # -- Azure -------------------------------------------------------------------------------------------
@@ -211,20 +239,7 @@ class AzureDirect:
     def get(self, name: str, headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
         url = f"{self._container_url}/{quote(name, safe='/~')}?{self._token()}"
         hdrs = {"x-ms-version": self._api_version, **headers}
-
-        def once() -> urllib3.BaseHTTPResponse:
-            try:
-                r = self._pool.request("GET", url, headers=hdrs, preload_content=True)
-            except urllib3.exceptions.HTTPError as exc:
-                raise unreachable(exc, self.endpoint, "read a blob") from None
-            if r.status >= 500 or r.status == 429:
-                code = r.headers.get("x-ms-error-code", "")
-                if r.status in (429, 503):
-                    raise ThrottledError(f"Azure is throttling reads ({r.status} {code})")
-                raise StoreUnavailableError(f"Azure returned HTTP {r.status} {code} for a read")
-            return r
-
-        return with_retries(once, f"GET {name}")
+        return send(self._pool, "GET", url, headers=lambda: hdrs, endpoint=self.endpoint, what=f"read {name}")
 
     def list_page(self, prefix: str, marker: str | None, page_size: int) -> urllib3.BaseHTTPResponse:
         """One page of a flat listing (with metadata), its body left unread for a streaming parse."""
@@ -235,19 +250,6 @@ class AzureDirect:
             query += f"&marker={quote(marker, safe='')}"
         url = f"{self._container_url}?{query}&{self._token()}"
         hdrs = {"x-ms-version": self._api_version}
-
-        def once() -> urllib3.BaseHTTPResponse:
-            try:
-                r = self._pool.request("GET", url, headers=hdrs, preload_content=False)
-                if r.status != 200:
-                    r.read(cache_content=True)
-                    r.release_conn()
-            except urllib3.exceptions.HTTPError as exc:
-                raise unreachable(exc, self.endpoint, "list blobs") from None
-            if r.status in (429, 503):
-                raise ThrottledError(f"Azure is throttling listings ({r.status})")
-            if r.status >= 500:
-                raise StoreUnavailableError(f"Azure returned HTTP {r.status} for a listing")
-            return r
-
-        return with_retries(once, f"list {prefix}")
+        return send(
+            self._pool, "GET", url, headers=lambda: hdrs, stream=True, endpoint=self.endpoint, what=f"list {prefix}"
+        )

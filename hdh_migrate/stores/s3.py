@@ -140,7 +140,7 @@ class S3Store:
         self._direct = self._direct_path(max_connections)
 
     def _direct_path(self, max_connections: int) -> S3Direct | None:
-        """The direct PUT/UploadPart path (see stores/direct.py) where it is equivalent to boto3's, else None."""
+        """The direct data path (see stores/direct.py) where it is equivalent to boto3's, else None."""
         endpoint = self._client.meta.endpoint_url
         if not direct.enabled() or direct.proxied(endpoint):
             return None
@@ -178,12 +178,17 @@ class S3Store:
                 headers[_HEADERS[name]] = value
         return headers
 
-    def _direct_call(self, operation: str, method: str, key: str, fields: dict[str, Any], **kw: Any) -> Any:
-        """One direct request; an S3 error document becomes the ClientError boto3 would have raised."""
+    def _direct_call(
+        self, operation: str, method: str, key: str, fields: dict[str, Any], *, missing_ok: bool = False, **kw: Any
+    ) -> Any:
+        """One direct request; an error answer becomes the ClientError boto3 would have raised (mapped by
+        _errors), a 404 None when missing_ok."""
         assert self._direct is not None
         r = self._direct.request(method, key, headers=self._direct_headers(fields), **kw)
+        if r.status == 404 and missing_ok:
+            return None
         if r.status >= 300:
-            code, message = _error_document(r.data)
+            code, message = _error_document(r.data)  # empty for a HEAD: its status says it all
             raise ClientError(
                 {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": r.status}},
                 operation,
@@ -287,15 +292,8 @@ class S3Store:
         if self._direct is not None:
             # one HEAD per object on every re-run and delta sync: the direct path costs a third of botocore's
             with self._errors("read the object's properties", name):
-                r = self._direct.request("HEAD", name, headers=self._direct_headers(self._sse_read))
-                if r.status == 404:
-                    return None
-                if r.status >= 300:  # a HEAD answer has no error document: the status says it all
-                    raise ClientError(
-                        {"Error": {"Code": str(r.status)}, "ResponseMetadata": {"HTTPStatusCode": r.status}},
-                        "HeadObject",
-                    )
-            return _info_from_headers(name, r.headers)
+                r = self._direct_call("HeadObject", "HEAD", name, self._sse_read, missing_ok=True)
+            return None if r is None else _info_from_headers(name, r.headers)
         h = self._head_raw(name)
         if h is None:
             return None
@@ -317,15 +315,9 @@ class S3Store:
             info = self.head(name)
             return None if info is None else (info, self.iter_read(name, chunk_size=chunk_size, etag=info.etag))
         with self._errors("read", name):
-            r = self._direct.request("GET", name, headers=self._direct_headers(self._sse_read), stream=True)
-            if r.status == 404:
-                return None
-            if r.status >= 300:
-                code, message = _error_document(r.data)
-                raise ClientError(
-                    {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": r.status}},
-                    "GetObject",
-                )
+            r = self._direct_call("GetObject", "GET", name, self._sse_read, missing_ok=True, stream=True)
+        if r is None:
+            return None
         info = _info_from_headers(name, r.headers)
 
         def chunks() -> Iterator[bytes]:
@@ -460,9 +452,8 @@ class S3Store:
                     query=f"partNumber={number}&uploadId={quote(upload_id, safe='~')}",
                     body=data,
                 )
-                r = {"ETag": resp.headers["ETag"]}
-                echoed = {f: h for f, h in _HEADERS.items() if f.startswith("Checksum") and h in resp.headers}
-                r.update({f: resp.headers[h] for f, h in echoed.items()})
+                h = resp.headers
+                r = {"ETag": h["ETag"]} | {f: h[n] for f, n in _HEADERS.items() if f.startswith("Checksum") and n in h}
             else:
                 r = self._client.upload_part(
                     Bucket=self.container,
