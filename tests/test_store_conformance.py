@@ -84,14 +84,19 @@ def test_listing_streams_across_pages(store) -> None:
     assert sorted(names) == [f"many/{i:05d}" for i in range(105)]
 
 
-def test_missing_container_or_bucket_is_a_typed_error(rig_env) -> None:
+@pytest.mark.parametrize("direct", ["1", "0"])
+def test_missing_container_or_bucket_is_a_typed_error(rig_env, monkeypatch, direct: str) -> None:
+    monkeypatch.setenv("HDH_DIRECT_HTTP", direct)
     with pytest.raises(ContainerNotFoundError, match="does not exist"):
         AzureBlobStore(azure_settings_from_env(), "no-such-container").check_access()
     with pytest.raises(BucketNotFoundError, match="does not exist"):
         S3Store(s3_settings_from_env(), "no-such-bucket").check_access()
 
 
-def test_refused_credentials_are_a_typed_error_without_the_secret(rig_env, s3_bucket: S3Store) -> None:
+@pytest.mark.parametrize("direct", ["1", "0"])
+def test_refused_credentials_are_a_typed_error_without_the_secret(rig_env, s3_bucket: S3Store, monkeypatch,
+                                                                   direct: str) -> None:
+    monkeypatch.setenv("HDH_DIRECT_HTTP", direct)
     bad_az = dict(
         rig_env,
         AZURE_STORAGE_CONNECTION_STRING=rig_env["AZURE_STORAGE_CONNECTION_STRING"].replace(
@@ -204,3 +209,96 @@ def test_azure_direct_listing_is_the_sdk_listing(azure_container, monkeypatch) -
     assert sorted(o.name for o in direct_list) == sorted(names)
     assert direct_list == sdk_list
     assert all(o.metadata == {"origin": "snds", "n": str(names.index(o.name))} for o in direct_list)
+
+
+def test_azure_direct_head_is_the_sdk_head(azure_container, monkeypatch) -> None:
+    """Blob properties read by a direct HEAD equal the SDK's: size, etag, date, type, Content-MD5, metadata."""
+    data = payload(1000, seed=3)
+    azure_container.put("h/ü é.bin", data, content_type="text/csv", metadata={"Origin": "snds", "hdi_isfolder": "x"},
+                        md5=hashlib.md5(data).digest())
+    azure_container.put("h/plain", b"", content_type=None)
+    direct_store = AzureBlobStore(azure_container.settings, azure_container.container)
+    monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
+    sdk_store = AzureBlobStore(azure_container.settings, azure_container.container)
+    assert direct_store._direct is not None and sdk_store._direct is None
+    for name in ("h/ü é.bin", "h/plain"):
+        assert direct_store.head(name) == sdk_store.head(name)
+    assert direct_store.head("h/ü é.bin").metadata == {"Origin": "snds", "hdi_isfolder": "x"}
+    assert direct_store.head("h/missing") is None and sdk_store.head("h/missing") is None
+
+
+def test_s3_direct_control_plane_is_boto3s(s3_bucket, monkeypatch) -> None:
+    """Listings (names that need escaping, across pages), HEAD and unfinished uploads read the same through the
+    direct path as through boto3, and a copy never builds the boto3 client."""
+    names = ["t/a b.bin", "t/ü/é.csv", "t/100%25 literal", "t/a+b&c<d>'\"", "t/deep/x/y/z", "t/empty"]
+    direct_store = S3Store(s3_bucket.settings, s3_bucket.container)
+    direct_store.page_size = 4
+    for i, n in enumerate(names):
+        data = payload(i * 100, seed=i)
+        direct_store.put(n, data, content_type=f"text/x-{i}", metadata={"n": str(i)}, md5=hashlib.md5(data).digest())
+    uploads = {direct_store.start_multipart(n, content_type=None, metadata={"k": "v"}): n for n in names[:3]}
+    monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
+    sdk_store = S3Store(s3_bucket.settings, s3_bucket.container)
+    sdk_store.page_size = 4
+    assert direct_store._direct is not None and sdk_store._direct is None
+    direct_list = list(direct_store.list("t/"))
+    assert sorted(o.name for o in direct_list) == sorted(names)
+    assert direct_list == list(sdk_store.list("t/"))
+    assert all(direct_store.head(n) == sdk_store.head(n) for n in names)
+    got = sorted(direct_store.list_multipart_uploads("t/"))
+    assert got == sorted(sdk_store.list_multipart_uploads("t/"))
+    assert {u: k for k, u, _ in got} == uploads
+    for upload_id, key in uploads.items():
+        direct_store.abort_multipart(key, upload_id)
+    assert list(direct_store.list_multipart_uploads("t/")) == []
+    assert direct_store._client_obj is None  # everything above went through the direct path
+
+
+def test_s3_direct_multipart_and_metadata_rewrite(s3_bucket) -> None:
+    """The multipart calls and the in-place metadata rewrite, on the direct path: the object, its ETag and
+    its new metadata are what S3 promises; completing with a wrong part is refused with a typed error."""
+    st = S3Store(s3_bucket.settings, s3_bucket.container)
+    part1, part2 = payload(5 * 1024 * 1024, seed=1), payload(1234, seed=2)
+    upload = st.start_multipart("mp/obj & more", content_type="application/x-parquet", metadata={"stage": "1"})
+    parts = [st.upload_part("mp/obj & more", upload, i, d, md5=hashlib.md5(d).digest(), crc32c=crc32c(d))
+             for i, d in enumerate((part1, part2), start=1)]
+    done = st.complete_multipart("mp/obj & more", upload, parts)
+    expected = hashlib.md5(hashlib.md5(part1).digest() + hashlib.md5(part2).digest()).hexdigest() + "-2"
+    assert done.etag == expected
+    st.replace_metadata("mp/obj & more", size=len(part1) + len(part2), content_type="application/x-parquet",
+                        metadata={"stage": "2", "hdh-sha256": "f" * 64})
+    info = st.head("mp/obj & more")
+    assert info.metadata == {"stage": "2", "hdh-sha256": "f" * 64} and info.content_type == "application/x-parquet"
+    assert st.read_range("mp/obj & more", len(part1) - 2, 4) == part1[-2:] + part2[:2]
+    upload = st.start_multipart("mp/bad", content_type=None, metadata={})
+    good = st.upload_part("mp/bad", upload, 1, part1, md5=hashlib.md5(part1).digest(), crc32c=crc32c(part1))
+    with pytest.raises(Exception) as exc:
+        st.complete_multipart("mp/bad", upload, [dict(good, ETag='"' + "0" * 32 + '"')])
+    assert type(exc.value).__module__.startswith("hdh_migrate")  # typed, not a raw parser or HTTP error
+    st.abort_multipart("mp/bad", upload)
+    st.abort_multipart("mp/bad", upload)  # twice: an upload already gone is not an error
+    assert st._client_obj is None
+
+
+def test_source_with_a_read_list_sas_only(rig_env, azure_container) -> None:
+    """The production shape of the source side: an account URL and a read/list SAS (no key); a wrong
+    signature is a credentials error, not a crash."""
+    from datetime import UTC, datetime, timedelta
+
+    from hdh_migrate.config import AzureSettings, Secret
+    from hdh_migrate.stores.azure_endpoint import DEVSTORE_KEY, container_sas, resolve
+
+    azure_container.put("s/one.bin", b"sovereign", content_type="text/plain")
+    now = datetime.now(UTC)
+    sas = container_sas("devstoreaccount1", DEVSTORE_KEY, azure_container.container, permission="rl",
+                        start=now - timedelta(minutes=5), expiry=now + timedelta(hours=1))
+    url = resolve(azure_container.settings).account_url
+    st = AzureBlobStore(AzureSettings(account_url=url, sas_token=Secret("?" + sas)), azure_container.container)
+    assert st._direct is not None
+    st.check_access()
+    assert [o.name for o in st.list("s/")] == ["s/one.bin"]
+    assert st.head("s/one.bin").size == 9 and st.read_range("s/one.bin", 0, 9) == b"sovereign"
+    forged = sas.replace("sig=", "sig=A")
+    bad = AzureBlobStore(AzureSettings(account_url=url, sas_token=Secret(forged)), azure_container.container)
+    with pytest.raises(CredentialsError):
+        bad.check_access()

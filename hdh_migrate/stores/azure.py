@@ -1,30 +1,24 @@
-"""Azure Blob Storage backend (source side), on the official azure-storage-blob SDK."""
+"""Azure Blob Storage backend (source side): the official azure-storage-blob SDK, and the direct data path.
+
+Reads and listings go through the direct path (stores/direct.py) wherever a key or SAS authorises it; the
+SDK client is then built only for what needs it (writes for the rig and tests, an Entra ID token, a proxy),
+on first use: importing it costs ~0.2 s of CPU per process, which a copy of a few large blobs or an
+Airflow task would otherwise pay for nothing.
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
-import requests
 import urllib3
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.core.pipeline.transport import RequestsTransport
-from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 
 from ..config import AzureSettings
 from ..errors import (
@@ -38,6 +32,7 @@ from ..errors import (
     ThrottledError,
 )
 from . import direct
+from .azure_endpoint import API_VERSION, resolve
 from .base import ObjectInfo, PutResult
 from .direct import AzureDirect
 
@@ -59,6 +54,33 @@ class AzureBlobStore:
     ) -> None:
         self.settings = settings
         self.container = container
+        self._sdk_options = (max_connections, max_single_get_size, retry_total)
+        self._sdk_lock = threading.Lock()
+        self._sdk: tuple[Any, Any] | None = None  # (BlobServiceClient, ContainerClient), built on first use
+        self._direct = self._direct_path(max_connections)
+
+    # -- the SDK client, on first use ---------------------------------------------------------------
+    @property
+    def _service(self) -> Any:
+        return self._sdk_clients()[0]
+
+    @property
+    def _container(self) -> Any:
+        return self._sdk_clients()[1]
+
+    def _sdk_clients(self) -> tuple[Any, Any]:
+        with self._sdk_lock:
+            if self._sdk is None:
+                self._sdk = self._build_sdk()
+            return self._sdk
+
+    def _build_sdk(self) -> tuple[Any, Any]:
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+        max_connections, max_single_get_size, retry_total = self._sdk_options
+        settings = self.settings
         # One pooled HTTP session shared by all worker threads, sized to the worker count: the SDK's
         # default pool of 10 would drop connections (and re-handshake) as soon as more threads run.
         session = requests.Session()
@@ -78,7 +100,7 @@ class AzureBlobStore:
             "read_timeout": 120,
         }
         if settings.connection_string:
-            self._service = BlobServiceClient.from_connection_string(settings.connection_string.get(), **kwargs)
+            service = BlobServiceClient.from_connection_string(settings.connection_string.get(), **kwargs)
         else:
             credential: Any = None
             if settings.account_key:
@@ -91,25 +113,33 @@ class AzureBlobStore:
                 except ImportError as exc:  # pragma: no cover - azure-identity ships with the provider
                     raise CredentialsError("no Azure key, SAS token or azure-identity available") from exc
                 credential = DefaultAzureCredential()
-            self._service = BlobServiceClient(settings.account_url, credential=credential, **kwargs)
-        self._container = self._service.get_container_client(container)
-        self._direct = self._direct_path(max_connections)
+            service = BlobServiceClient(settings.account_url, credential=credential, **kwargs)
+        return service, service.get_container_client(self.container)
 
     def _direct_path(self, max_connections: int) -> AzureDirect | None:
         """The direct read path (see stores/direct.py) when a key or SAS authorises it, else None (SDK)."""
-        url = self._container.url
-        if not direct.enabled() or direct.proxied(url):
+        if not direct.enabled():
             return None
-        cred = self._service.credential
-        key = getattr(cred, "account_key", None)
-        sas = self.settings.sas_token.get() if self.settings.sas_token else None
-        if not key and not sas:
-            return None  # an Entra ID token (DefaultAzureCredential): the SDK keeps the whole path
+        endpoint = resolve(self.settings)
+        if endpoint is None:
+            # settings only the SDK understands: ask it (an Entra ID token keeps the SDK for everything)
+            cred = self._service.credential
+            key = getattr(cred, "account_key", None)
+            sas = self.settings.sas_token.get() if self.settings.sas_token else None
+            if not key and not sas:
+                return None
+            url = self._container.url.split("?", 1)[0]
+            name = getattr(cred, "account_name", None) or self._service.account_name
+        else:
+            url, name = endpoint.container_url(self.container), endpoint.account_name
+            key, sas = endpoint.account_key, endpoint.sas_token
+        if direct.proxied(url):
+            return None
         return AzureDirect(
             container_url=url,
-            api_version=self._service.api_version,
+            api_version=API_VERSION,
             sas_token=None if key else sas,
-            account_name=getattr(cred, "account_name", None) or self._service.account_name,
+            account_name=name,
             account_key=key,
             container=self.container,
             maxsize=max_connections,
@@ -123,24 +153,45 @@ class AzureBlobStore:
             yield
         except HdhMigrateError:
             raise
-        except ResourceModifiedError:
-            raise self._status_error(412, "ConditionNotMet", what, name) from None
-        except ResourceNotFoundError as exc:
+        except Exception as exc:
+            mapped = self._sdk_error(exc, what, name)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+    def _sdk_error(self, exc: Exception, what: str, name: str | None) -> HdhMigrateError | None:
+        """The typed error for an exception of the SDK (None for anything else). Its exception classes are
+        imported here, not at start: only an SDK call can have raised one, so the SDK is loaded by then."""
+        if not type(exc).__module__.startswith("azure."):
+            return None
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        if isinstance(exc, ResourceModifiedError):
+            return self._status_error(412, "ConditionNotMet", what, name)
+        if isinstance(exc, ResourceNotFoundError):
             code = str(getattr(exc, "error_code", "") or "")
-            raise self._status_error(404, code or ("ContainerNotFound" if name is None else ""), what, name) from None
-        except ClientAuthenticationError:
-            raise CredentialsError(
+            return self._status_error(404, code or ("ContainerNotFound" if name is None else ""), what, name)
+        if isinstance(exc, ClientAuthenticationError):
+            return CredentialsError(
                 f"Azure refused the credentials for {self.settings.describe()} while trying to {what}",
                 hint="check the account key, SAS token or connection string (expired SAS tokens are common)",
-            ) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StoreUnavailableError(
+            )
+        if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+            return StoreUnavailableError(
                 f"cannot reach Azure at {self.settings.describe()} to {what}: {type(exc).__name__}",
                 hint="the store or the network is down; the task is retried with backoff",
-            ) from None
-        except HttpResponseError as exc:
+            )
+        if isinstance(exc, HttpResponseError):
             code = str(getattr(exc, "error_code", "") or "")
-            raise self._status_error(exc.status_code or 0, code, what, name) from None
+            return self._status_error(exc.status_code or 0, code, what, name)
+        return None
 
     def _status_error(self, status: int, code: str, what: str, name: str | None) -> HdhMigrateError:
         """The typed error for an Azure error status and x-ms-error-code, whichever path met it."""
@@ -191,6 +242,13 @@ class AzureBlobStore:
         )
 
     def check_access(self) -> None:
+        if self._direct is not None:
+            r = self._direct.list_page("", None, 1)
+            r.read()
+            r.release_conn()
+            if r.status != 200:
+                raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "open the container", None)
+            return
         with self._errors("open the container"):
             # Listing one name proves both existence and read/list permission, which a SAS scoped to a
             # container may allow even when get_container_properties is not.
@@ -239,6 +297,13 @@ class AzureBlobStore:
                 return
 
     def head(self, name: str) -> ObjectInfo | None:
+        if self._direct is not None:
+            r = self._direct.blob("HEAD", name, {})
+            if r.status == 404 and r.headers.get("x-ms-error-code", "BlobNotFound") == "BlobNotFound":
+                return None
+            if r.status != 200:
+                raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read properties", name)
+            return _info_from_headers(name, r.headers)
         try:
             with self._errors("read properties", name):
                 return self._info(self._container.get_blob_client(name).get_blob_properties())
@@ -250,6 +315,8 @@ class AzureBlobStore:
             return b""
         if self._direct is not None:
             return self._direct_read(name, offset, length, etag)
+        from azure.core import MatchConditions
+
         cond: dict[str, Any] = {}
         if etag:
             cond = {"etag": _quoted(etag), "match_condition": MatchConditions.IfNotModified}
@@ -265,7 +332,7 @@ class AzureBlobStore:
         if etag:
             headers["If-Match"] = _quoted(etag)
         assert self._direct is not None
-        r = self._direct.get(name, headers)  # transient failures retried there, then raised typed
+        r = self._direct.blob("GET", name, headers)  # transient failures retried there, then raised typed
         if r.status not in (200, 206):
             raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read", name)
         return r.data
@@ -288,6 +355,8 @@ class AzureBlobStore:
         md5: bytes | None = None,
         sha256: bytes | None = None,
     ) -> PutResult:
+        from azure.storage.blob import ContentSettings
+
         settings = ContentSettings(content_type=content_type or "application/octet-stream", content_md5=md5)
         with self._errors("write", name):
             r = self._container.get_blob_client(name).upload_blob(
@@ -306,6 +375,8 @@ class AzureBlobStore:
 
     def create_container(self) -> None:
         """For the rig and tests only: in production the container already exists."""
+        from azure.core.exceptions import ResourceExistsError
+
         with self._errors("create the container"), contextlib.suppress(ResourceExistsError):
             self._container.create_container()
 
@@ -328,6 +399,20 @@ def _blob_info(el: ElementTree.Element) -> ObjectInfo:
         content_type=p.get("Content-Type"),
         content_md5=base64.b64decode(md5) if md5 else None,
         metadata={c.tag: c.text or "" for c in meta_el} if meta_el is not None else {},
+    )
+
+
+def _info_from_headers(name: str, h: Any) -> ObjectInfo:
+    """ObjectInfo from the headers of a Get Blob Properties answer (as the SDK would build it)."""
+    md5 = h.get("Content-MD5")
+    return ObjectInfo(
+        name=name,
+        size=int(h["Content-Length"]),
+        etag=h["ETag"].strip('"'),
+        last_modified=parsedate_to_datetime(h["Last-Modified"]),
+        content_type=h.get("Content-Type"),
+        content_md5=base64.b64decode(md5) if md5 else None,
+        metadata={k[10:]: v for k, v in h.items() if k.lower().startswith("x-ms-meta-")},
     )
 
 

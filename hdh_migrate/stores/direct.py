@@ -1,24 +1,28 @@
-"""The direct data path: object GETs and PUTs as single signed HTTP requests on one urllib3 pool.
+"""The direct path: the requests a copy and a verification make, as single signed HTTP requests on urllib3.
 
-Why: profiling the copier (py-spy, ``bench/``) showed the SDK pipelines, not the network, bounding it. Per
-request the Azure SDK spends ~1.2 ms and botocore ~0.9 ms of GIL-held Python (policies, event hooks,
-serialisation, response parsing), which caps a process near 250 small objects/s; botocore also streams a
-part body in 16 KiB blocks after an ``Expect: 100-continue`` round trip, and the Azure SDK spends ~170 us
-per blob building listing models. The calls made once per object or per part come here (S3 PUT,
-UploadPart, GET, HEAD; Azure ranged GET and List Blobs); the rest of the control plane (multipart
-create/complete/abort, copies, bucket checks) stays on the SDKs. What must be right stays with the
-libraries:
+Why: profiling the copier (py-spy, ``bench/``) showed the SDKs, not the network, bounding it. Per request
+the Azure SDK spends ~1.2 ms and botocore ~0.9 ms of GIL-held Python (policies, event hooks, serialisation,
+response parsing), which caps a process near 250 small objects/s; botocore also streams a part body in
+16 KiB blocks after an ``Expect: 100-continue`` round trip, and the Azure SDK spends ~170 us per blob
+building listing models. And merely importing the two SDKs and building boto3's client costs ~0.35 s of
+CPU per command (per Airflow task too), a fifth of a 512 MiB copy on this rig. So the calls of a copy, a
+verification and a delta sync come here: S3 PUT, UploadPart, GET, HEAD, DELETE, ListObjectsV2, the
+multipart create/complete/abort/list-uploads calls and the in-place CopyObject; Azure ranged GET, HEAD and
+List Blobs. The SDKs keep the rest (bucket and container management, listing a resumed upload's parts,
+copies above the CopyObject limit) and are imported only then. What must be right stays with the
+libraries or is checked against them:
 
 - S3 requests are signed by botocore's own SigV4 signer (``S3SigV4Auth``), with the client's credentials;
-- Azure requests use a read/list-only container SAS made by the SDK's ``generate_container_sas`` from the
-  account key (or the configured SAS token as is);
+- Azure requests use a read/list-only container SAS (``azure_endpoint.container_sas``: the SDK's
+  string-to-sign, a test compares both) from the account key, or the configured SAS token as is;
 - every failure is turned into the same typed errors as the SDK path (a botocore ``ClientError`` built from
-  the S3 error document is handed to the S3 store's mapping; Azure error codes map one to one).
+  the S3 error document is handed to the S3 store's mapping; Azure error codes map one to one), and tests
+  compare listings, properties and upload lists read both ways.
 
-The path is used only where it is equivalent: no proxy configured for the endpoint, path-style or
-virtual-hosted S3 addressing, a key or SAS for Azure (an Entra ID token keeps the SDK). ``HDH_DIRECT_HTTP=0``
-turns it off. Transient failures (connection errors, 5xx, throttling) are retried here with backoff, as the
-SDKs' retry policies did.
+The path is used only where it is equivalent: an explicit S3 endpoint with path-style or virtual-hosted
+addressing and no proxy configured for it, a key or SAS for Azure (an Entra ID token keeps the SDK).
+``HDH_DIRECT_HTTP=0`` turns it off. Transient failures (connection errors, 5xx, throttling) are retried
+here with backoff, as the SDKs' retry policies did.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from urllib.parse import quote, urlsplit
 import urllib3
 
 from ..errors import StoreUnavailableError, ThrottledError, TransientError
+from .azure_endpoint import container_sas
 
 T = TypeVar("T")
 
@@ -145,7 +150,8 @@ class S3Direct:
         self._credentials = credentials
         self._region = region
         parts = urlsplit(endpoint_url.rstrip("/"))
-        if addressing_style == "virtual":
+        self._virtual = addressing_style == "virtual"
+        if self._virtual:
             self._base = f"{parts.scheme}://{bucket}.{parts.netloc}{parts.path}/"
         else:
             self._base = f"{parts.scheme}://{parts.netloc}{parts.path}/{quote(bucket)}/"
@@ -153,7 +159,9 @@ class S3Direct:
         self._pool = pool_for(endpoint_url, maxsize, ca_bundle)
 
     def url(self, key: str, query: str = "") -> str:
-        return self._base + quote(key, safe="/~") + (f"?{query}" if query else "")
+        """The object's URL; key "" is the bucket itself (path style without a trailing slash, as botocore)."""
+        base = self._base if key or self._virtual else self._base[:-1]
+        return base + quote(key, safe="/~") + (f"?{query}" if query else "")
 
     def _signed(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> dict[str, str]:
         from botocore.awsrequest import AWSRequest
@@ -222,24 +230,24 @@ class AzureDirect:
         now = datetime.now(UTC)
         with self._sas_lock:
             if self._sas is None or now > self._sas_expiry - timedelta(hours=1):
-                from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
                 expiry = now + self.SAS_LIFETIME
-                self._sas = generate_container_sas(
+                self._sas = container_sas(
                     self._account_name or "",
+                    self._account_key or "",
                     self._container,
-                    account_key=self._account_key,
-                    permission=ContainerSasPermissions(read=True, list=True),
+                    permission="rl",
                     start=now - timedelta(minutes=15),  # tolerate clock skew with the service
                     expiry=expiry,
+                    version=self._api_version,
                 )
                 self._sas_expiry = expiry
             return self._sas
 
-    def get(self, name: str, headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
+    def blob(self, method: str, name: str, headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
+        """A GET or HEAD of one blob, read whole."""
         url = f"{self._container_url}/{quote(name, safe='/~')}?{self._token()}"
         hdrs = {"x-ms-version": self._api_version, **headers}
-        return send(self._pool, "GET", url, headers=lambda: hdrs, endpoint=self.endpoint, what=f"read {name}")
+        return send(self._pool, method, url, headers=lambda: hdrs, endpoint=self.endpoint, what=f"read {name}")
 
     def list_page(self, prefix: str, marker: str | None, page_size: int) -> urllib3.BaseHTTPResponse:
         """One page of a flat listing (with metadata), its body left unread for a streaming parse."""

@@ -1,4 +1,12 @@
-"""S3-compatible backend (destination side), on boto3 with per-endpoint behaviour from S3Settings."""
+"""S3-compatible backend (destination side): boto3, and the direct path, with per-endpoint behaviour from S3Settings.
+
+Every request a copy, a verification or a delta sync makes (listings, HEAD, GET, PUT, the multipart
+calls, the in-place copy that records the hash) goes through the direct path (stores/direct.py) where it
+is equivalent; the boto3 client is built on first use only, for the rest (listing a resumed upload's parts,
+copies above the CopyObject limit, bucket management for the rig and tests, endpoints the direct path does
+not serve). Building it costs ~0.15 s of CPU (boto3's import and its service model), paid by every command
+and every Airflow task otherwise.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +14,16 @@ import base64
 import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
-import boto3
 import urllib3
-from botocore.config import Config
-from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -56,6 +63,9 @@ _CRED_CODES = {
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 
 
+_S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
@@ -71,6 +81,14 @@ _HEADERS = {
     "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
     "SSECustomerKey": "x-amz-server-side-encryption-customer-key",
     "SSECustomerKeyMD5": "x-amz-server-side-encryption-customer-key-MD5",
+    "ChecksumAlgorithm": "x-amz-checksum-algorithm",
+    "MetadataDirective": "x-amz-metadata-directive",
+    "CopySource": "x-amz-copy-source",
+    "CopySourceSSECustomerAlgorithm": "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "CopySourceSSECustomerKey": "x-amz-copy-source-server-side-encryption-customer-key",
+    "CopySourceSSECustomerKeyMD5": "x-amz-copy-source-server-side-encryption-customer-key-MD5",
+    "IfMatch": "If-Match",
+    "Range": "Range",
 }
 
 
@@ -95,6 +113,46 @@ def _error_document(body: bytes) -> tuple[str, str]:
     return root.findtext("Code") or "", root.findtext("Message") or ""
 
 
+def _xml(body: bytes, operation: str) -> ElementTree.Element:
+    """An S3 answer's XML with the namespace dropped from every tag.
+
+    S3 may answer CompleteMultipartUpload and CopyObject with 200 and an error document (the failure
+    happened after the status line was sent); like botocore, that is an error, with the status of a
+    server failure so that it is retried."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        raise ClientError(
+            {"Error": {"Code": "InternalError", "Message": "unreadable answer"},
+             "ResponseMetadata": {"HTTPStatusCode": 500}},
+            operation,
+        ) from None
+    for el in root.iter():
+        el.tag = el.tag.rpartition("}")[2]
+    if root.tag == "Error":
+        raise ClientError(
+            {"Error": {"Code": root.findtext("Code") or "", "Message": root.findtext("Message") or ""},
+             "ResponseMetadata": {"HTTPStatusCode": 500}},
+            operation,
+        )
+    return root
+
+
+def _query(**params: str | int | None) -> str:
+    """A query string, each value encoded as SigV4 canonicalises it (None: left out; "": a bare flag)."""
+    out = []
+    for k, v in params.items():
+        if v is None:
+            continue
+        k = k.replace("_", "-")
+        out.append(k if v == "" else f"{k}={quote(str(v), safe='-_.~')}")
+    return "&".join(out)
+
+
+def _timestamp(text: str | None) -> datetime:
+    return datetime.fromisoformat(text or "")
+
+
 class S3Store:
     kind = "s3"
     page_size = 1000
@@ -102,27 +160,10 @@ class S3Store:
     def __init__(self, settings: S3Settings, bucket: str, *, max_connections: int = 16) -> None:
         self.settings = settings
         self.container = bucket
-        config = Config(
-            s3={"addressing_style": settings.addressing_style, "payload_signing_enabled": settings.payload_signing},
-            # boto3 >= 1.36 adds CRC checksum headers by default; many S3-compatible stores reject them.
-            request_checksum_calculation=settings.request_checksum_calculation,
-            response_checksum_validation=settings.response_checksum_validation,
-            retries={"mode": "standard", "max_attempts": 4},
-            max_pool_connections=max_connections,
-            connect_timeout=10,
-            read_timeout=120,
-            signature_version="s3v4",
-        )
-        self._session = boto3.session.Session()
-        self._client = self._session.client(
-            "s3",
-            endpoint_url=settings.endpoint_url,
-            region_name=settings.region,
-            aws_access_key_id=settings.access_key_id,
-            aws_secret_access_key=settings.secret_access_key.get() if settings.secret_access_key else None,
-            aws_session_token=settings.session_token.get() if settings.session_token else None,
-            config=config,
-        )
+        self._max_connections = max_connections
+        self._client_lock = threading.Lock()
+        self._session: Any = None
+        self._client_obj: Any = None  # the boto3 client, built on first use
         self._sse_write: dict[str, str] = {}
         self._sse_read: dict[str, str] = {}
         if settings.sse == "sse-c":
@@ -139,27 +180,74 @@ class S3Store:
             self._sse_write = {"ServerSideEncryption": "AES256"}
         self._direct = self._direct_path(max_connections)
 
+    @property
+    def client(self) -> Any:
+        """The boto3 client (built on first use)."""
+        with self._client_lock:
+            if self._client_obj is None:
+                self._client_obj = self._build_client()
+            return self._client_obj
+
+    _client = client  # the name the SDK-path code below uses
+
+    def _build_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        settings = self.settings
+        config = Config(
+            s3={"addressing_style": settings.addressing_style, "payload_signing_enabled": settings.payload_signing},
+            # boto3 >= 1.36 adds CRC checksum headers by default; many S3-compatible stores reject them.
+            request_checksum_calculation=settings.request_checksum_calculation,
+            response_checksum_validation=settings.response_checksum_validation,
+            retries={"mode": "standard", "max_attempts": 4},
+            max_pool_connections=self._max_connections,
+            connect_timeout=10,
+            read_timeout=120,
+            signature_version="s3v4",
+        )
+        session = boto3.session.Session(botocore_session=self._botocore_session())
+        return session.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key.get() if settings.secret_access_key else None,
+            aws_session_token=settings.session_token.get() if settings.session_token else None,
+            config=config,
+        )
+
+    def _botocore_session(self) -> Any:
+        if self._session is None:
+            import botocore.session
+
+            self._session = botocore.session.Session()
+        return self._session
+
     def _direct_path(self, max_connections: int) -> S3Direct | None:
-        """The direct data path (see stores/direct.py) where it is equivalent to boto3's, else None."""
-        endpoint = self._client.meta.endpoint_url
-        if not direct.enabled() or direct.proxied(endpoint):
-            return None
+        """The direct path (see stores/direct.py) where it is equivalent to boto3's, else None."""
+        endpoint = self.settings.endpoint_url
+        if not endpoint or not direct.enabled() or direct.proxied(endpoint):
+            return None  # no endpoint: AWS itself, whose endpoint rules are botocore's business
         if self.settings.addressing_style not in ("path", "virtual"):
             return None  # "auto" is botocore's decision per bucket name: leave it to botocore
         if self.settings.access_key_id and self.settings.secret_access_key:
+            from botocore.credentials import Credentials
+
             credentials = Credentials(
                 self.settings.access_key_id,
                 self.settings.secret_access_key.get(),
                 self.settings.session_token.get() if self.settings.session_token else None,
             )
         else:
-            credentials = self._session.get_credentials()  # env, profile, instance role... (refreshable)
+            # env, profile, instance role... (refreshable), resolved as boto3 would
+            credentials = self._botocore_session().get_credentials()
         if credentials is None:
             return None  # let boto3 raise its NoCredentialsError, mapped to a clear message
         return S3Direct(
             endpoint_url=endpoint,
             bucket=self.container,
-            region=self._client.meta.region_name or self.settings.region,
+            region=self.settings.region,
             addressing_style=self.settings.addressing_style,
             credentials=credentials,
             sign_payload=self.settings.payload_signing,
@@ -195,9 +283,6 @@ class S3Store:
             )
         return r
 
-    @property
-    def client(self) -> Any:
-        return self._client
 
     # -- errors -------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -268,9 +353,15 @@ class S3Store:
         # A one-key listing rather than HeadBucket: HEAD responses carry no error body, so a refused
         # signature and a missing right would both read as a bare 403.
         with self._errors("open the bucket"):
-            self._client.list_objects_v2(Bucket=self.container, MaxKeys=1)
+            if self._direct is not None:
+                self._direct_call("ListObjectsV2", "GET", "", {}, query=_query(list_type=2, max_keys=1))
+            else:
+                self._client.list_objects_v2(Bucket=self.container, MaxKeys=1)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        if self._direct is not None:
+            yield from self._direct_list(prefix)
+            return
         with self._errors("list objects"):
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.container, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
@@ -280,6 +371,29 @@ class S3Store:
                     yield ObjectInfo(
                         name=o["Key"], size=int(o["Size"]), etag=o["ETag"].strip('"'), last_modified=o["LastModified"]
                     )
+
+    def _direct_list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """ListObjectsV2, page by page; keys come URL-encoded (encoding-type=url), as boto3 asks for them,
+        so that names XML cannot carry survive, and are decoded as botocore decodes them."""
+        token: str | None = None
+        while True:
+            query = _query(
+                list_type=2, continuation_token=token, encoding_type="url", max_keys=self.page_size,
+                prefix=prefix or None,
+            )
+            with self._errors("list objects"):
+                r = self._direct_call("ListObjectsV2", "GET", "", {}, query=query)
+                root = _xml(r.data, "ListObjectsV2")
+            for o in root.iterfind("Contents"):
+                yield ObjectInfo(
+                    name=unquote_plus(o.findtext("Key") or ""),
+                    size=int(o.findtext("Size") or 0),
+                    etag=(o.findtext("ETag") or "").strip('"'),
+                    last_modified=_timestamp(o.findtext("LastModified")),
+                )
+            token = root.findtext("NextContinuationToken")
+            if root.findtext("IsTruncated") != "true" or not token:
+                return
 
     def _head_raw(self, key: str) -> dict[str, Any] | None:
         try:
@@ -318,31 +432,34 @@ class S3Store:
             r = self._direct_call("GetObject", "GET", name, self._sse_read, missing_ok=True, stream=True)
         if r is None:
             return None
-        info = _info_from_headers(name, r.headers)
+        return _info_from_headers(name, r.headers), self._stream(r, name, chunk_size)
 
-        def chunks() -> Iterator[bytes]:
-            done = False
-            try:
-                with self._errors("read", name):
-                    try:
-                        yield from r.stream(chunk_size)
-                    except urllib3.exceptions.HTTPError as exc:
-                        raise StoreUnavailableError(
-                            f"the connection to {self.settings.describe()} broke while reading s3://"
-                            f"{self.container}/{name}: {type(exc).__name__}"
-                        ) from None
-                done = True
-            finally:
-                if not done:
-                    r.close()  # an unread rest is dropped with its connection, not drained
-                r.release_conn()
-
-        return info, chunks()
+    def _stream(self, r: Any, name: str, chunk_size: int) -> Iterator[bytes]:
+        """The body of a direct GET, chunk by chunk; its connection is freed however the reading ends."""
+        done = False
+        try:
+            with self._errors("read", name):
+                try:
+                    yield from r.stream(chunk_size)
+                except urllib3.exceptions.HTTPError as exc:
+                    raise StoreUnavailableError(
+                        f"the connection to {self.settings.describe()} broke while reading s3://"
+                        f"{self.container}/{name}: {type(exc).__name__}"
+                    ) from None
+            done = True
+        finally:
+            if not done:
+                r.close()  # an unread rest is dropped with its connection, not drained
+            r.release_conn()
 
     def read_range(self, name: str, offset: int, length: int, *, etag: str | None = None) -> bytes:
         if length == 0:
             return b""
         extra: dict[str, Any] = {"IfMatch": f'"{etag}"'} if etag else {}
+        if self._direct is not None:
+            fields = {"Range": f"bytes={offset}-{offset + length - 1}", **extra, **self._sse_read}
+            with self._errors("read", name):
+                return bytes(self._direct_call("GetObject", "GET", name, fields).data)
         with self._errors("read", name):
             r = self._client.get_object(
                 Bucket=self.container,
@@ -355,6 +472,11 @@ class S3Store:
 
     def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
         extra: dict[str, Any] = {"IfMatch": f'"{etag}"'} if etag else {}
+        if self._direct is not None:
+            with self._errors("read", name):
+                r = self._direct_call("GetObject", "GET", name, extra | self._sse_read, stream=True)
+            yield from self._stream(r, name, chunk_size)
+            return
         with self._errors("read", name):
             body = self._client.get_object(Bucket=self.container, Key=name, **extra, **self._sse_read)["Body"]
             try:
@@ -405,13 +527,26 @@ class S3Store:
 
     def delete(self, name: str) -> None:
         with self._errors("delete", name):
-            self._client.delete_object(Bucket=self.container, Key=name)
+            if self._direct is not None:
+                self._direct_call("DeleteObject", "DELETE", name, {})
+            else:
+                self._client.delete_object(Bucket=self.container, Key=name)
 
     # -- multipart (the chunk writer capability) ----------------------------------------------------
     def start_multipart(self, name: str, *, content_type: str | None, metadata: dict[str, str]) -> str:
         extra: dict[str, Any] = {}
         if self.settings.part_checksum in ("sha256", "crc32c"):
             extra["ChecksumAlgorithm"] = self.settings.part_checksum.upper()
+        if self._direct is not None:
+            fields = {
+                "ContentType": content_type or "application/octet-stream",
+                "Metadata": metadata,
+                **extra,
+                **self._sse_write,
+            }
+            with self._errors("start a multipart upload", name):
+                r = self._direct_call("CreateMultipartUpload", "POST", name, fields, query=_query(uploads=""))
+                return _xml(r.data, "CreateMultipartUpload").findtext("UploadId") or ""
         with self._errors("start a multipart upload", name):
             r = self._client.create_multipart_upload(
                 Bucket=self.container,
@@ -478,6 +613,18 @@ class S3Store:
         return part
 
     def complete_multipart(self, name: str, upload_id: str, parts: list[dict[str, Any]]) -> PutResult:
+        if self._direct is not None:
+            body = "".join(
+                "<Part>" + "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in p.items()) + "</Part>" for p in parts
+            )
+            data = f'<CompleteMultipartUpload xmlns="{_S3_NS}">{body}</CompleteMultipartUpload>'.encode()
+            with self._errors("complete the multipart upload", name):
+                r = self._direct_call(
+                    "CompleteMultipartUpload", "POST", name, {"ContentType": "application/xml"},
+                    query=_query(uploadId=upload_id), body=data,
+                )
+                etag = _xml(r.data, "CompleteMultipartUpload").findtext("ETag") or ""
+            return PutResult(etag=etag.strip('"'))
         with self._errors("complete the multipart upload", name):
             r = self._client.complete_multipart_upload(
                 Bucket=self.container, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
@@ -486,10 +633,31 @@ class S3Store:
 
     def abort_multipart(self, name: str, upload_id: str) -> None:
         with contextlib.suppress(ObjectNotFoundError), self._errors("abort the multipart upload", name):
-            self._client.abort_multipart_upload(Bucket=self.container, Key=name, UploadId=upload_id)
+            if self._direct is not None:
+                self._direct_call("AbortMultipartUpload", "DELETE", name, {}, query=_query(uploadId=upload_id))
+            else:
+                self._client.abort_multipart_upload(Bucket=self.container, Key=name, UploadId=upload_id)
 
     def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]:
         """(key, upload id, initiated) of every unfinished multipart upload under prefix."""
+        if self._direct is not None:
+            key_marker: str | None = None
+            id_marker: str | None = None
+            while True:
+                # keys as they are (XML-escaped), as boto3 asks for them: SeaweedFS ignores encoding-type here
+                query = _query(uploads="", key_marker=key_marker, prefix=prefix or None, upload_id_marker=id_marker)
+                with self._errors("list multipart uploads"):
+                    r = self._direct_call("ListMultipartUploads", "GET", "", {}, query=query)
+                    root = _xml(r.data, "ListMultipartUploads")
+                for u in root.iterfind("Upload"):
+                    yield (
+                        u.findtext("Key") or "",
+                        u.findtext("UploadId") or "",
+                        _timestamp(u.findtext("Initiated")),
+                    )
+                key_marker, id_marker = root.findtext("NextKeyMarker"), root.findtext("NextUploadIdMarker")
+                if root.findtext("IsTruncated") != "true" or not (key_marker or id_marker):
+                    return
         with self._errors("list multipart uploads"):
             for page in self._client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.container, Prefix=prefix
@@ -521,6 +689,18 @@ class S3Store:
         }
         copy_src_sse = {f"CopySource{k}": v for k, v in self._sse_read.items()}
         with self._errors("record the object's metadata", name):
+            if size <= self.settings.max_copy_object_size and self._direct is not None:
+                fields = {
+                    "CopySource": quote(f"{self.container}/{name}", safe="-._~/"),
+                    "MetadataDirective": "REPLACE",
+                    "ContentType": base["ContentType"],
+                    "Metadata": metadata,
+                    **self._sse_write,
+                    **copy_src_sse,
+                }
+                r = self._direct_call("CopyObject", "PUT", name, fields)
+                _xml(r.data, "CopyObject")
+                return
             if size <= self.settings.max_copy_object_size:
                 self._client.copy_object(
                     CopySource={"Bucket": self.container, "Key": name},
