@@ -235,3 +235,16 @@ def test_azure_endpoint_leaves_entra_id_to_the_sdk() -> None:
     from hdh_migrate.stores.azure_endpoint import resolve
 
     assert resolve(AzureSettings(account_url="https://hdhprod.blob.core.windows.net")) is None
+
+
+def test_no_spinning_blas_threads_in_a_hdh_process() -> None:
+    """pyarrow pulls in numpy, whose OpenBLAS would start a spinning thread per extra core; hdh-migrate needs none."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, hdh_migrate, pyarrow.parquet; "
+            "print(sorted(open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.count("'python'") == 1, out  # the main thread only (OpenBLAS's threads take the process's name)
