@@ -76,13 +76,17 @@ def digest_bytes(data: bytes) -> Digests:
     return Digests(hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data))
 
 
-def digest_stream(chunks: Iterable[bytes]) -> Digests:
-    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+def digest_stream(chunks: Iterable[bytes], *, md5: bool = True) -> Digests:
+    """The digests of a stream; md5=False when only the SHA-256 is compared (a verification re-reading a
+    destination): MD5 would cost more CPU than the SHA-256 itself, for nothing."""
+    sha, size = hashlib.sha256(), 0
+    m = hashlib.md5(usedforsecurity=False) if md5 else None
     for chunk in chunks:
         sha.update(chunk)
-        md5.update(chunk)
+        if m is not None:
+            m.update(chunk)
         size += len(chunk)
-    return Digests(sha.hexdigest(), md5.hexdigest(), size)
+    return Digests(sha.hexdigest(), m.hexdigest() if m is not None else None, size)
 
 
 def multipart_etag(part_md5s: Iterable[bytes]) -> str:

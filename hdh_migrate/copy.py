@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -203,8 +203,12 @@ class Copier:
         progress: Progress | None = None,
         force: Iterable[str] = (),
         dest_index: KeyIndex | None = None,
+        on_done: Callable[[ObjectInfo], None] | None = None,
     ) -> None:
         self.source = source
+        # called with each listed object once it has been dealt with (copied, skipped, failed): what
+        # `copy --verify` uses to verify an object while later ones are still being copied
+        self.on_done = on_done
         # keys known to exist at the destination (a listing taken before the copy): a key absent from it
         # needs no HEAD request to be known missing
         self.dest_index = dest_index
@@ -290,6 +294,8 @@ class Copier:
                 error_code="internal",
             )
         self._record(outcome)
+        if self.on_done is not None:
+            self.on_done(info)
 
     def process(self, info: ObjectInfo) -> ObjectOutcome:
         """Decide and act for one object: skip, copy (with retries), or reject. Never raises for data."""
@@ -367,7 +373,7 @@ class Copier:
         if self._etag_is_md5 and head.etag not in (meta.get(META_MD5), meta.get(META_MULTIPART_ETAG)):
             return "differs", "the destination object was rewritten after the copy (its ETag changed)"
         if self.options.checksum:
-            got = digest_stream(self.dest.iter_read(key, chunk_size=MiB))
+            got = digest_stream(self.dest.iter_read(key, chunk_size=MiB), md5=False)
             if got.sha256 != meta[META_SHA256]:
                 return "differs", "the destination content does not match the recorded SHA-256"
         return "complete", "already copied"
@@ -676,10 +682,12 @@ def copy_objects(
     progress: Progress | None = None,
     force: Iterable[str] = (),
     dest_index: KeyIndex | None = None,
+    on_done: Callable[[ObjectInfo], None] | None = None,
 ) -> CopyCounts:
     """Copy the given objects (a listing, a manifest or a shard of one). The library entry point."""
     copier = Copier(
-        source, dest, src, dst, options, results=results, progress=progress, force=force, dest_index=dest_index
+        source, dest, src, dst, options, results=results, progress=progress, force=force, dest_index=dest_index,
+        on_done=on_done,
     )
     try:
         return copier.run(objects)

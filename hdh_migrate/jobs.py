@@ -8,6 +8,8 @@ import json
 import os
 import re
 import sys
+import threading
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +24,9 @@ from .manifest import ManifestStats, ResultsWriter, iter_inventory, write_invent
 from .memory import tune_allocator
 from .progress import Progress
 from .stores import AzureBlobStore, S3Store, open_store
+from .stores.base import ObjectInfo
 from .urls import Location, parse_location
-from .verify import find_extras, verify_objects
+from .verify import ObjectFeed, find_extras, verify_objects
 
 
 def state_home() -> Path:
@@ -90,10 +93,12 @@ def run_copy(
     show_progress: bool = True,
     verify: str | None = None,
 ) -> dict[str, Any]:
-    """Copy, then (verify="quick" | "full" | "both") verify the same inventory in the same process.
+    """Copy, and (verify="quick" | "full" | "both") verify the same inventory in the same process.
 
     The verification reads the destination afresh, as `hdh-migrate verify` would, but saves a second start
-    and a second listing of the source; its summary goes under "verify", and "ok" needs both to pass."""
+    and a second listing of the source, and checks each object as soon as the copier is done with it, while
+    later objects are still being copied (ObjectFeed); destination objects with no source ("extra") are
+    looked for after the copy. Its summary goes under "verify", and "ok" needs both to pass."""
     options.validate()
     src, dst, source, dest = open_pair(src_url, dst_url, azure=azure, s3=s3, workers=options.workers)
     work = work_dir or default_work_dir("copy", src)
@@ -105,6 +110,25 @@ def run_copy(
     stream = progress_stream or sys.stderr
     progress = Progress(inv.objects, inv.bytes, label="dry run" if options.dry_run else "copy", stream=stream)
     results = ResultsWriter(work / "results.parquet")
+    feed: ObjectFeed | None = None
+    verified: dict[str, Any] = {}
+    checker: threading.Thread | None = None
+    if verify and not options.dry_run:
+        feed = ObjectFeed()
+
+        def verify_as_copied() -> None:
+            assert feed is not None
+            try:
+                verified["summary"] = verify_inventory(
+                    source, dest, src, dst, inv, work, depth=verify, workers=options.workers,
+                    progress_stream=progress_stream, show_progress=False, objects=feed,
+                )
+            except BaseException as exc:  # reported by the main thread after the copy
+                verified["error"] = exc
+                feed.abandon()
+
+        checker = threading.Thread(target=verify_as_copied, name="hdh-verify", daemon=True)
+        checker.start()
     try:
         with progress if show_progress else contextlib.nullcontext():
             counts = copy_objects(
@@ -117,9 +141,17 @@ def run_copy(
                 results=results,
                 progress=progress,
                 dest_index=dest_index,
+                on_done=feed.put if feed is not None else None,
             )
+    except BaseException:
+        if feed is not None:
+            feed.abandon()  # the copy failed: no point verifying what it did, its error is the news
+        raise
     finally:
         res = results.close()
+        if feed is not None and checker is not None:
+            feed.close()
+            checker.join()
     seconds = progress.elapsed
     summary = {
         "command": "copy",
@@ -141,11 +173,10 @@ def run_copy(
         "ok": counts.ok,
         "work_dir": str(work),
     }
-    if verify and not options.dry_run:
-        v = verify_inventory(
-            source, dest, src, dst, inv, work,
-            depth=verify, workers=options.workers, progress_stream=progress_stream, show_progress=show_progress,
-        )
+    if feed is not None:
+        if "error" in verified:
+            raise verified["error"]
+        v = verified["summary"]
         v.pop("inventory", None)  # the copy's own, above
         summary["verify"] = v
         summary["ok"] = counts.ok and v["ok"]
@@ -193,8 +224,10 @@ def verify_inventory(
     extras: bool = True,
     progress_stream: TextIO | None = None,
     show_progress: bool = True,
+    objects: Iterable[ObjectInfo] | None = None,
 ) -> dict[str, Any]:
-    """Verify every object of an inventory already taken (by run_verify, or by run_copy right after copying)."""
+    """Verify every object of an inventory already taken (by run_verify, or by run_copy as it copies: then
+    objects is the copier's feed of the inventory's objects, in the order they were done)."""
     started = _now()
     progress = Progress(
         inv.objects,
@@ -210,7 +243,7 @@ def verify_inventory(
                 dest,
                 src,
                 dst,
-                iter_inventory(inv.path),
+                iter_inventory(inv.path) if objects is None else objects,
                 depth=depth,
                 workers=workers,
                 results=results,

@@ -144,7 +144,7 @@ class Verifier:
 
     def _read_hash(self, store: Store, name: str, etag: str | None = None) -> str:
         chunks = store.iter_read(name, chunk_size=MiB, etag=etag)
-        d = digest_stream(self._counting(chunks))
+        d = digest_stream(self._counting(chunks), md5=False)
         return d.sha256
 
     def _counting(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -205,7 +205,7 @@ class Verifier:
             )
         if chunks is None:
             return None, None, recorded, None
-        got = digest_stream(self._counting(chunks)).sha256
+        got = digest_stream(self._counting(chunks), md5=False).sha256
         if got != recorded:
             return ("hash_differs", f"destination content SHA-256 {got} is not the source's {recorded}", recorded, got)
         if self.depth == "both":
@@ -219,6 +219,56 @@ class Verifier:
                 )
             return None, None, src_hash, got
         return None, None, recorded, got
+
+
+class ObjectFeed:
+    """Objects handed over by other threads (the copier's, as each object is done), read as one iterable.
+
+    ``copy --verify`` verifies an object as soon as it is copied instead of after the whole copy: the
+    destination read and its hashing fill the gaps the copy leaves (its start, its tail, the stores' waits),
+    and the copy does not wait for verification. Bounded, so a slow verification holds the copier back
+    rather than piling objects up in memory; ``abandon`` (the verification failed) turns ``put`` into a no-op
+    so that the copier can never block on a reader that is gone."""
+
+    _END = object()
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        import queue
+
+        self._queue: Any = queue.Queue(maxsize)
+        self._abandoned = threading.Event()
+
+    def put(self, info: ObjectInfo) -> None:
+        import queue
+
+        while not self._abandoned.is_set():
+            try:
+                self._queue.put(info, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """No more objects: the iteration ends once the ones already handed over are read."""
+        self.put(self._END)  # type: ignore[arg-type]
+
+    def abandon(self) -> None:
+        """Stop both sides: put does nothing more, and the iteration ends at its next object."""
+        self._abandoned.set()
+
+    def __iter__(self) -> Iterator[ObjectInfo]:
+        import queue
+
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if self._abandoned.is_set():
+                    return
+                continue
+            if item is self._END or self._abandoned.is_set():
+                return
+            yield item
 
 
 def find_extras(dest: S3Store, dst: Location, src: Location, source_objects: Iterable[ObjectInfo]) -> Iterator[str]:

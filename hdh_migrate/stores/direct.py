@@ -104,7 +104,11 @@ def send(
 
     def once() -> urllib3.BaseHTTPResponse:
         try:
-            r = pool.request(method, url, body=body, headers=dict(headers()), preload_content=False)
+            # decode_content=False: the stored bytes, as the SDKs give them (a blob stored with
+            # Content-Encoding: gzip must be copied and hashed compressed, not inflated on the way)
+            r = pool.request(
+                method, url, body=body, headers=dict(headers()), preload_content=False, decode_content=False
+            )
             if not (stream and r.status < 300):
                 r.read(cache_content=True)
                 r.release_conn()
