@@ -72,6 +72,17 @@ MAX_PART_SIZE = 5 * GiB
 MAX_PARTS = 10_000
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata
 
+# Objects in flight per worker. A worker is a part transfer; a small object spends most of its time waiting
+# for two round trips (read, write) under the GIL-free network wait, so 8 objects in flight left the stores
+# idle between requests: measured on 1,000 x 64 KiB (bench/), 8/16/32 objects in flight copied in
+# 2.47/2.08/1.84 s, with less CPU per object. Parts stay at one per worker (32 parts of 8 MiB in flight
+# made large objects slower). The memory budget still bounds the bytes held, whatever the count.
+OBJECTS_PER_WORKER = 4
+
+
+def objects_in_flight(workers: int) -> int:
+    return workers * OBJECTS_PER_WORKER
+
 
 def part_size_for(size: int, requested: int) -> int:
     """The requested part size, grown (to a whole MiB) so that no object needs more than 10,000 parts."""
@@ -235,9 +246,10 @@ class Copier:
     # -- the run ------------------------------------------------------------------------------------
     def run(self, objects: Iterable[ObjectInfo]) -> CopyCounts:
         """Process every object; returns the counts. Memory stays bounded however many objects come."""
-        window = threading.BoundedSemaphore(self.options.workers * 4)
+        threads = objects_in_flight(self.options.workers)
+        window = threading.BoundedSemaphore(threads * 2)
         pending: set[Future[None]] = set()
-        with ThreadPoolExecutor(self.options.workers, thread_name_prefix="hdh-object") as pool:
+        with ThreadPoolExecutor(threads, thread_name_prefix="hdh-object") as pool:
             try:
                 for info in objects:
                     with self._lock:
@@ -255,7 +267,7 @@ class Copier:
                     fut = pool.submit(self._process, info)
                     fut.add_done_callback(lambda _f: window.release())
                     pending.add(fut)
-                    if len(pending) > self.options.workers * 8:
+                    if len(pending) > threads * 4:
                         pending = {f for f in pending if not f.done()}
                 for fut in list(pending):
                     fut.result()

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .config import AzureSettings, S3Settings, encryption_summary
-from .copy import CopyOptions, copy_objects
+from .copy import CopyOptions, copy_objects, objects_in_flight
 from .errors import HdhMigrateError
 from .keyindex import KeyIndex
 from .manifest import ManifestStats, ResultsWriter, iter_inventory, write_inventory
@@ -44,7 +44,7 @@ def default_work_dir(kind: str, src: Location) -> Path:
 
 def pool_size(workers: int) -> int:
     """HTTP connections per store: object and part threads both talk to it, plus listings and HEADs."""
-    return workers * 2 + 4
+    return objects_in_flight(workers) + workers + 4
 
 
 def open_pair(

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .checksums import digest_stream
-from .copy import META_MD5, META_MULTIPART_ETAG, META_SHA256, META_SOURCE_ETAG
+from .copy import META_MD5, META_MULTIPART_ETAG, META_SHA256, META_SOURCE_ETAG, objects_in_flight
 from .errors import ConfigError, HdhMigrateError, InvalidObjectNameError
 from .keyindex import KeyIndex
 from .manifest import ResultsWriter
@@ -85,15 +85,18 @@ class Verifier:
         self._etag_is_md5 = dest.settings.sse in ("none", "AES256")
 
     def run(self, objects: Iterable[ObjectInfo]) -> VerifyCounts:
-        window = threading.BoundedSemaphore(self.workers * 4)
+        # as the copier: small objects wait on round trips, so more of them are checked at once than there
+        # are workers (each streams through a 1 MiB chunk at a time)
+        threads = objects_in_flight(self.workers)
+        window = threading.BoundedSemaphore(threads * 2)
         pending: set[Future[None]] = set()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="hdh-verify") as pool:
+        with ThreadPoolExecutor(threads, thread_name_prefix="hdh-verify") as pool:
             for info in objects:
                 window.acquire()
                 fut = pool.submit(self._one, info)
                 fut.add_done_callback(lambda _f: window.release())
                 pending.add(fut)
-                if len(pending) > self.workers * 8:
+                if len(pending) > threads * 4:
                     pending = {f for f in pending if not f.done()}
             wait(pending)
             for f in pending:
