@@ -202,7 +202,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     src = parse_location(args.source, expect="azure")
     store = open_store(src)
     assert isinstance(store, AzureBlobStore)
-    store.check_access()
+    store.check_access(src.prefix)
     stats = take_inventory(store, src, Path(args.out))
     print(f"{stats.objects:,} objects, {human_bytes(stats.bytes)} -> {stats.path} (sha256 {stats.sha256})")
     return EXIT_OK

@@ -246,8 +246,8 @@ def run_delta_sync(
     if ds.inventory_path and base is None:
         log.warning("%s: previous inventory %s is not readable here; comparing the whole listing with the "
                     "destination instead", dataset, ds.inventory_path)
-    source.check_access()
-    dest.check_access()
+    source.check_access(src.prefix)
+    dest.check_access(dst.prefix)
     plan = plan_delta(source.list(src.prefix), base, work)
     log.info("%s: %d new, %d changed, %d deleted at the source, %d unchanged", dataset, plan.new, plan.changed,
              plan.deleted, plan.unchanged)

@@ -64,8 +64,8 @@ def open_pair(
     dest = open_store(dst, s3=s3, max_connections=pool_size(workers))
     assert isinstance(source, AzureBlobStore) and isinstance(dest, S3Store)
     if check:
-        source.check_access()
-        dest.check_access()
+        source.check_access(src.prefix)
+        dest.check_access(dst.prefix)
     return src, dst, source, dest
 
 

@@ -91,6 +91,10 @@ def test_missing_container_or_bucket_is_a_typed_error(rig_env, monkeypatch, dire
         AzureBlobStore(azure_settings_from_env(), "no-such-container").check_access()
     with pytest.raises(BucketNotFoundError, match="does not exist"):
         S3Store(s3_settings_from_env(), "no-such-bucket").check_access()
+    with pytest.raises(ContainerNotFoundError, match="does not exist"):
+        AzureBlobStore(azure_settings_from_env(), "no-such-container").check_access("under/a/prefix/")
+    with pytest.raises(BucketNotFoundError, match="does not exist"):
+        S3Store(s3_settings_from_env(), "no-such-bucket").check_access("under/a/prefix/")
 
 
 @pytest.mark.parametrize("direct", ["1", "0"])
@@ -296,6 +300,8 @@ def test_source_with_a_read_list_sas_only(rig_env, azure_container) -> None:
     st = AzureBlobStore(AzureSettings(account_url=url, sas_token=Secret("?" + sas)), azure_container.container)
     assert st._direct is not None
     st.check_access()
+    st.check_access("s/")
+    st.check_access("nothing/here/")  # an empty prefix is not an error: there is just nothing to copy
     assert [o.name for o in st.list("s/")] == ["s/one.bin"]
     assert st.head("s/one.bin").size == 9 and st.read_range("s/one.bin", 0, 9) == b"sovereign"
     forged = sas.replace("sig=", "sig=A")

@@ -241,9 +241,13 @@ class AzureBlobStore:
             metadata=dict(props.metadata or {}),
         )
 
-    def check_access(self) -> None:
+    def check_access(self, prefix: str = "") -> None:
+        """Prove the container exists and that we may list and read it, before any work starts.
+
+        One name is listed, under the prefix about to be worked on: a container-wide first name costs
+        Azurite a sort of every blob in the container (0.27 s at 100,000 blobs, against 0.05 s)."""
         if self._direct is not None:
-            r = self._direct.list_page("", None, 1)
+            r = self._direct.list_page(prefix, None, 1)
             r.read()
             r.release_conn()
             if r.status != 200:
@@ -252,7 +256,7 @@ class AzureBlobStore:
         with self._errors("open the container"):
             # Listing one name proves both existence and read/list permission, which a SAS scoped to a
             # container may allow even when get_container_properties is not.
-            pages = self._container.list_blobs(results_per_page=1).by_page()
+            pages = self._container.list_blobs(name_starts_with=prefix or None, results_per_page=1).by_page()
             next(pages, None)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:

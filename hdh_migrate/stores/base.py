@@ -36,7 +36,7 @@ class Store(Protocol):
     kind: str  # "azure" or "s3"
     container: str
 
-    def check_access(self) -> None:
+    def check_access(self, prefix: str = "") -> None:
         """Raise a typed error if the container/bucket is missing or the credentials are refused."""
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:

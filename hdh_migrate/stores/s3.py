@@ -349,14 +349,15 @@ class S3Store:
             ) from None
 
     # -- core operations ----------------------------------------------------------------------------
-    def check_access(self) -> None:
+    def check_access(self, prefix: str = "") -> None:
         # A one-key listing rather than HeadBucket: HEAD responses carry no error body, so a refused
         # signature and a missing right would both read as a bare 403.
         with self._errors("open the bucket"):
             if self._direct is not None:
-                self._direct_call("ListObjectsV2", "GET", "", {}, query=_query(list_type=2, max_keys=1))
+                query = _query(list_type=2, max_keys=1, prefix=prefix or None)
+                self._direct_call("ListObjectsV2", "GET", "", {}, query=query)
             else:
-                self._client.list_objects_v2(Bucket=self.container, MaxKeys=1)
+                self._client.list_objects_v2(Bucket=self.container, MaxKeys=1, Prefix=prefix)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         if self._direct is not None:

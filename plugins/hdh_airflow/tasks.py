@@ -105,9 +105,9 @@ def inventory(params: dict[str, Any], run_id: str, triggered_by: str | None) -> 
     options_from_params(params)  # fail fast on bad Params before any listing
     src, dst, source, dest = open_stores(params)
     with airflow_errors("opening the source container"):
-        source.check_access()
+        source.check_access(src.prefix)
     with airflow_errors("opening the destination bucket"):
-        dest.check_access()
+        dest.check_access(dst.prefix)
     work = run_dir(params["dataset"], run_id)
     work.mkdir(parents=True, exist_ok=True)
     with airflow_errors("listing the source"):
