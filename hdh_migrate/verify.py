@@ -164,7 +164,7 @@ class Verifier:
             head = self.dest.head(key)
             return self._judge(info, key, head, None)
         # full / both: one GET gives the properties and the bytes (no separate HEAD)
-        opened = self.dest.open_read(key, chunk_size=MiB)
+        opened = self.dest.open_read(key, chunk_size=MiB, reuse_buffer=True)  # chunks are hashed at once
         if opened is None:
             return self._judge(info, key, None, None)
         head, chunks = opened

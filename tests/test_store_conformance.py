@@ -188,6 +188,13 @@ def test_s3_open_read_gives_properties_and_bytes_in_one_go(s3_bucket, monkeypatc
     assert info.content_type == "text/csv" and info.last_modified.tzinfo is not None
     assert b"".join(chunks) == data
     assert st.open_read("v/missing", chunk_size=1024) is None
+    # what a verification uses: views of one reused buffer, each hashed before the next is read
+    info, views = st.open_read("v/obj", chunk_size=1024 * 1024, reuse_buffer=True)
+    h, sizes = hashlib.sha256(), []
+    for view in views:
+        h.update(view)
+        sizes.append(len(view))
+    assert h.hexdigest() == hashlib.sha256(data).hexdigest() and sum(sizes) == len(data) == info.size
     # an abandoned stream frees its connection: the store stays usable
     _, partial = st.open_read("v/obj", chunk_size=1024)
     next(partial)

@@ -421,11 +421,17 @@ class S3Store:
             metadata=dict(h.get("Metadata") or {}),
         )
 
-    def open_read(self, name: str, *, chunk_size: int) -> tuple[ObjectInfo, Iterator[bytes]] | None:
+    def open_read(
+        self, name: str, *, chunk_size: int, reuse_buffer: bool = False
+    ) -> tuple[ObjectInfo, Iterator[bytes]] | None:
         """The object's properties and a stream of its bytes from one GET (None when it does not exist).
 
         A full verification needs both; one request instead of a HEAD then a GET halves the per-object
-        cost of verifying many small objects. Close the iterator (or exhaust it) to free the connection."""
+        cost of verifying many small objects. Close the iterator (or exhaust it) to free the connection.
+
+        reuse_buffer: the chunks are views of one buffer, each valid only until the next is asked for
+        (for a caller that hashes them at once). Every chunk otherwise costs a fresh allocation, the page
+        faults of its first touch and a copy: a third of a verification's CPU (perf), for nothing."""
         if self._direct is None:
             info = self.head(name)
             return None if info is None else (info, self.iter_read(name, chunk_size=chunk_size, etag=info.etag))
@@ -433,16 +439,31 @@ class S3Store:
             r = self._direct_call("GetObject", "GET", name, self._sse_read, missing_ok=True, stream=True)
         if r is None:
             return None
-        return _info_from_headers(name, r.headers), self._stream(r, name, chunk_size)
+        info = _info_from_headers(name, r.headers)
+        return info, self._stream(r, name, chunk_size, info.size if reuse_buffer else None)
 
-    def _stream(self, r: Any, name: str, chunk_size: int) -> Iterator[bytes]:
-        """The body of a direct GET, chunk by chunk; its connection is freed however the reading ends."""
+    def _stream(self, r: Any, name: str, chunk_size: int, reuse_for: int | None = None) -> Iterator[bytes]:
+        """The body of a direct GET, chunk by chunk; its connection is freed however the reading ends.
+
+        With reuse_for (the body's length), the body is read straight from the socket into one buffer
+        (http.client's readinto under urllib3's response), and its length is checked here, since that
+        path bypasses urllib3's own accounting."""
         done = False
+        raw = getattr(r, "_fp", None) if reuse_for is not None else None
         try:
             with self._errors("read", name):
                 try:
-                    yield from r.stream(chunk_size)
-                except urllib3.exceptions.HTTPError as exc:
+                    if raw is not None and hasattr(raw, "readinto"):
+                        view = memoryview(bytearray(min(chunk_size, max(reuse_for or 0, 1))))
+                        got = 0
+                        while n := raw.readinto(view):
+                            got += n
+                            yield view[:n]  # type: ignore[misc]
+                        if got != reuse_for:
+                            raise urllib3.exceptions.IncompleteRead(got, (reuse_for or 0) - got)
+                    else:
+                        yield from r.stream(chunk_size)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
                     raise StoreUnavailableError(
                         f"the connection to {self.settings.describe()} broke while reading s3://"
                         f"{self.container}/{name}: {type(exc).__name__}"
