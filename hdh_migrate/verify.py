@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,22 +84,51 @@ class Verifier:
         self._etag_is_md5 = dest.settings.sse in ("none", "AES256")
 
     def run(self, objects: Iterable[ObjectInfo]) -> VerifyCounts:
-        # as the copier: small objects wait on round trips, so more of them are checked at once than there
-        # are workers (each streams through a 1 MiB chunk at a time)
-        threads = objects_in_flight(self.workers)
-        window = threading.BoundedSemaphore(threads * 2)
-        pending: set[Future[None]] = set()
-        with ThreadPoolExecutor(threads, thread_name_prefix="hdh-verify") as pool:
-            for info in objects:
-                window.acquire()
-                fut = pool.submit(self._one, info)
-                fut.add_done_callback(lambda _f: window.release())
-                pending.add(fut)
-                if len(pending) > threads * 4:
-                    pending = {f for f in pending if not f.done()}
-            wait(pending)
-            for f in pending:
-                f.result()
+        """Check every object. As the copier: a fixed set of threads take the next object from the shared
+        iterator (small objects wait on round trips, so there are more threads than workers; each streams
+        through one 1 MiB buffer). A broken listing stops the taking and is raised."""
+        source = iter(objects)
+        taking = threading.Lock()
+        failure: list[BaseException] = []
+        stop = threading.Event()
+
+        def take() -> ObjectInfo | None:
+            with taking:
+                if failure or stop.is_set():
+                    return None
+                try:
+                    return next(source)
+                except StopIteration:
+                    return None
+                except BaseException as exc:
+                    failure.append(exc)
+                    return None
+
+        def work() -> None:
+            try:
+                while (info := take()) is not None:
+                    self._one(info)
+            except BaseException as exc:  # pragma: no cover - _one reports store errors itself
+                failure.append(exc)
+
+        threads = [
+            threading.Thread(target=work, name=f"hdh-verify-{i}", daemon=True)
+            for i in range(objects_in_flight(self.workers))
+        ]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.5)  # in slices, so that Ctrl-C reaches the main thread
+        except BaseException:
+            stop.set()  # no new object; the threads finish their current one
+            for t in threads:
+                if t.ident is not None:
+                    t.join()
+            raise
+        if failure:
+            raise failure[0]
         return self.counts
 
     def _one(self, info: ObjectInfo) -> None:
