@@ -45,6 +45,7 @@ from .errors import (
     SourceChangedError,
     TransientError,
 )
+from .fanout import each_in_threads
 from .keyindex import KeyIndex
 from .manifest import ResultsWriter
 from .names import check_key, relative_name
@@ -247,63 +248,25 @@ class Copier:
     def run(self, objects: Iterable[ObjectInfo]) -> CopyCounts:
         """Process every object; returns the counts. Memory stays bounded however many objects come.
 
-        A fixed set of threads each take the next object from the shared iterator and deal with it: no
-        future, queue hand-off or window semaphore per object (those were ~13 % of the GIL time of a
-        small-object copy). The first fatal error, a broken listing or a cancellation stops the taking."""
-        source = iter(objects)
-        taking = threading.Lock()
-        failure: list[BaseException] = []
-        stopped = threading.Event()  # set when the taking stopped before the end of the objects
+        A fixed set of threads take turns at the objects (fanout.each_in_threads). The first fatal error, a
+        broken listing or a cancellation stops the taking and is raised."""
 
-        def take() -> ObjectInfo | None:
-            with taking:
-                if failure or self.fatal is not None or self.cancel.is_set():
-                    stopped.set()
-                    return None
-                try:
-                    info = next(source)
-                except StopIteration:
-                    return None
-                except BaseException as exc:  # the listing or the manifest broke: stop everyone, report it
-                    failure.append(exc)
-                    self.cancel.set()
-                    return None
+        def one(info: ObjectInfo) -> None:
             with self._lock:
                 self.counts.listed += 1
                 self.counts.listed_bytes += info.size
-            return info
+            self._process(info)
 
-        def work() -> None:
-            try:
-                while (info := take()) is not None:
-                    self._process(info)
-            except BaseException as exc:  # pragma: no cover - _process reports data errors itself
-                failure.append(exc)
-                self.cancel.set()
-
-        threads = [
-            threading.Thread(target=work, name=f"hdh-object-{i}", daemon=True)
-            for i in range(objects_in_flight(self.options.workers))
-        ]
         try:
-            for t in threads:
-                t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.5)  # in slices, so that Ctrl-C reaches the main thread
-        except BaseException:
-            self.cancel.set()
-            for t in threads:
-                if t.ident is not None:
-                    t.join()
-            raise
+            # a fatal error sets cancel too (see _process), so it stops the taking
+            stopped = each_in_threads(
+                objects, one, threads=objects_in_flight(self.options.workers), name="hdh-object", stop=self.cancel
+            )
         finally:
             self._parts.shutdown(wait=True)
-        if failure:
-            raise failure[0]
         if self.fatal is not None:
             raise self.fatal
-        if stopped.is_set() and self.cancel.is_set():
+        if stopped:
             raise Cancelled("copy cancelled")
         return self.counts
 

@@ -19,6 +19,7 @@ from typing import Any
 from .checksums import digest_stream
 from .copy import META_MD5, META_MULTIPART_ETAG, META_SHA256, META_SOURCE_ETAG, objects_in_flight
 from .errors import ConfigError, HdhMigrateError, InvalidObjectNameError
+from .fanout import each_in_threads
 from .keyindex import KeyIndex
 from .manifest import ResultsWriter
 from .names import check_key, relative_name
@@ -84,51 +85,12 @@ class Verifier:
         self._etag_is_md5 = dest.settings.sse in ("none", "AES256")
 
     def run(self, objects: Iterable[ObjectInfo]) -> VerifyCounts:
-        """Check every object. As the copier: a fixed set of threads take the next object from the shared
-        iterator (small objects wait on round trips, so there are more threads than workers; each streams
-        through one 1 MiB buffer). A broken listing stops the taking and is raised."""
-        source = iter(objects)
-        taking = threading.Lock()
-        failure: list[BaseException] = []
-        stop = threading.Event()
-
-        def take() -> ObjectInfo | None:
-            with taking:
-                if failure or stop.is_set():
-                    return None
-                try:
-                    return next(source)
-                except StopIteration:
-                    return None
-                except BaseException as exc:
-                    failure.append(exc)
-                    return None
-
-        def work() -> None:
-            try:
-                while (info := take()) is not None:
-                    self._one(info)
-            except BaseException as exc:  # pragma: no cover - _one reports store errors itself
-                failure.append(exc)
-
-        threads = [
-            threading.Thread(target=work, name=f"hdh-verify-{i}", daemon=True)
-            for i in range(objects_in_flight(self.workers))
-        ]
-        try:
-            for t in threads:
-                t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.5)  # in slices, so that Ctrl-C reaches the main thread
-        except BaseException:
-            stop.set()  # no new object; the threads finish their current one
-            for t in threads:
-                if t.ident is not None:
-                    t.join()
-            raise
-        if failure:
-            raise failure[0]
+        """Check every object. As the copier: a fixed set of threads take turns at the objects (small
+        objects wait on round trips, so there are more threads than workers; each streams through one
+        1 MiB buffer). A broken listing stops the taking and is raised."""
+        each_in_threads(
+            objects, self._one, threads=objects_in_flight(self.workers), name="hdh-verify", stop=threading.Event()
+        )
         return self.counts
 
     def _one(self, info: ObjectInfo) -> None:

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from . import direct
 from .azure_endpoint import API_VERSION, resolve
-from .base import ObjectInfo, PutResult
+from .base import ObjectInfo, PutResult, info_from_headers
 from .direct import AzureDirect
 
 _MiB = 1024 * 1024
@@ -307,7 +307,7 @@ class AzureBlobStore:
                 return None
             if r.status != 200:
                 raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read properties", name)
-            return _info_from_headers(name, r.headers)
+            return info_from_headers(name, r.headers, meta_prefix="x-ms-meta-", content_md5=True)
         try:
             with self._errors("read properties", name):
                 return self._info(self._container.get_blob_client(name).get_blob_properties())
@@ -403,20 +403,6 @@ def _blob_info(el: ElementTree.Element) -> ObjectInfo:
         content_type=p.get("Content-Type"),
         content_md5=base64.b64decode(md5) if md5 else None,
         metadata={c.tag: c.text or "" for c in meta_el} if meta_el is not None else {},
-    )
-
-
-def _info_from_headers(name: str, h: Any) -> ObjectInfo:
-    """ObjectInfo from the headers of a Get Blob Properties answer (as the SDK would build it)."""
-    md5 = h.get("Content-MD5")
-    return ObjectInfo(
-        name=name,
-        size=int(h["Content-Length"]),
-        etag=h["ETag"].strip('"'),
-        last_modified=parsedate_to_datetime(h["Last-Modified"]),
-        content_type=h.get("Content-Type"),
-        content_md5=base64.b64decode(md5) if md5 else None,
-        metadata={k[10:]: v for k, v in h.items() if k.lower().startswith("x-ms-meta-")},
     )
 
 

@@ -6,9 +6,11 @@ real servers proves a backend, and a new backend (another source cloud) is one m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 
@@ -23,6 +25,27 @@ class ObjectInfo:
     content_type: str | None = None
     content_md5: bytes | None = None  # raw 16 bytes when the store keeps one
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+def info_from_headers(
+    name: str, h: Mapping[str, str], *, meta_prefix: str, lower_meta: bool = False, content_md5: bool = False
+) -> ObjectInfo:
+    """ObjectInfo from the headers of a HEAD or GET answer, as each SDK would build it: user metadata under
+    meta_prefix (lowercased for S3, as boto3 gives it; as stored for Azure), Content-MD5 where the store
+    keeps one (Azure)."""
+    md5 = h.get("Content-MD5") if content_md5 else None
+    n = len(meta_prefix)
+    return ObjectInfo(
+        name=name,
+        size=int(h["Content-Length"]),
+        etag=h["ETag"].strip('"'),
+        last_modified=parsedate_to_datetime(h["Last-Modified"]),
+        content_type=h.get("Content-Type"),
+        content_md5=base64.b64decode(md5) if md5 else None,
+        metadata={
+            (k[n:].lower() if lower_meta else k[n:]): v for k, v in h.items() if k.lower().startswith(meta_prefix)
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)

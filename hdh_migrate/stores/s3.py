@@ -17,7 +17,6 @@ import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote_plus
 from xml.etree import ElementTree
@@ -50,7 +49,7 @@ from ..errors import (
     ThrottledError,
 )
 from . import direct
-from .base import ObjectInfo, PutResult
+from .base import ObjectInfo, PutResult, info_from_headers
 from .direct import S3Direct
 
 _CRED_CODES = {
@@ -93,15 +92,8 @@ _HEADERS = {
 
 
 def _info_from_headers(name: str, h: Any) -> ObjectInfo:
-    """ObjectInfo from the headers of a HEAD or GET answer (user metadata keys lowercased, as boto3 gives them)."""
-    return ObjectInfo(
-        name=name,
-        size=int(h["Content-Length"]),
-        etag=h["ETag"].strip('"'),
-        last_modified=parsedate_to_datetime(h["Last-Modified"]),
-        content_type=h.get("Content-Type"),
-        metadata={k[11:].lower(): v for k, v in h.items() if k.lower().startswith("x-amz-meta-")},
-    )
+    """Metadata keys lowercased, as boto3 gives them; S3 keeps no Content-MD5."""
+    return info_from_headers(name, h, meta_prefix="x-amz-meta-", lower_meta=True)
 
 
 def _error_document(body: bytes) -> tuple[str, str]:
