@@ -114,8 +114,24 @@ def _start_redis(say: Callable[[str], None]) -> str | None:
     """Start Redis the documented way; None on success, else why not."""
     if not shutil.which("redis-server"):
         return "Redis is not installed (no redis-server)"
-    cmd = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", str(REDIS_PORT),
-           "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+    cmd = [
+        "redis-server",
+        "--daemonize",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "-::1",
+        "--port",
+        str(REDIS_PORT),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "/var/lib/redis",
+        "--logfile",
+        "/var/log/redis/ci.log",
+    ]
     say(f"airflow-celery: Redis is stopped; starting it: {' '.join(cmd)}")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     if out.returncode != 0:
@@ -140,8 +156,10 @@ def ensure_services(*, start: bool = True, say: Callable[[str], None] | None = N
         import psycopg2  # noqa: F401
         import redis  # noqa: F401
     except ImportError as exc:
-        return (f"Airflow on PostgreSQL + Redis needs psycopg2, asyncpg and redis in the virtualenv "
-                f"(pip install -e '.[airflow]' asyncpg): {exc}")
+        return (
+            f"Airflow on PostgreSQL + Redis needs psycopg2, asyncpg and redis in the virtualenv "
+            f"(pip install -e '.[airflow]' asyncpg): {exc}"
+        )
     try:
         with contextlib.closing(_pg_connect()) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
@@ -232,9 +250,20 @@ class CeleryAirflow:
         if old is not None and not old.killed and airflow_local._session_pids(old.sid):
             raise AirflowLocalError(f"worker {name} already runs (session {old.sid})")
         airflow = airflow_local.venv_bin() / "airflow"
-        argv = [str(airflow), "celery", "worker", "--celery-hostname", f"{name}@%h",
-                "--concurrency", str(concurrency or self.concurrency), "--queues", self.queue,
-                "--skip-serve-logs", "--without-gossip", "--without-mingle"]
+        argv = [
+            str(airflow),
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"{name}@%h",
+            "--concurrency",
+            str(concurrency or self.concurrency),
+            "--queues",
+            self.queue,
+            "--skip-serve-logs",
+            "--without-gossip",
+            "--without-mingle",
+        ]
         env = dict(self.env)
         env[WORKER_ENV] = name
         env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.worker_hostname"
@@ -242,8 +271,15 @@ class CeleryAirflow:
         if log.exists():
             log.replace(log.with_suffix(".log.1"))
         with open(log, "ab") as out:
-            proc = subprocess.Popen(argv, env=env, cwd=self.af.home, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=self.af.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         worker = Worker(name=name, sid=proc.pid, log=log)
         self.workers[name] = worker
         self.say(f"airflow-celery: worker {name} started (session {proc.pid}, log {log})")
@@ -327,8 +363,17 @@ class CeleryAirflow:
         self.stop()
 
 
-def celery_env(*, metadata_db: str, state_db: str, redis_db: int, queue: str, concurrency: int, workers: int,
-               heartbeat_timeout: int = 20, heartbeat_check: float = 5.0) -> dict[str, str]:
+def celery_env(
+    *,
+    metadata_db: str,
+    state_db: str,
+    redis_db: int,
+    queue: str,
+    concurrency: int,
+    workers: int,
+    heartbeat_timeout: int = 20,
+    heartbeat_check: float = 5.0,
+) -> dict[str, str]:
     """What a Celery deployment adds to :func:`airflow_local.airflow_env` (executor, databases, broker, queue,
     heartbeat detection)."""
     return {
@@ -349,9 +394,17 @@ def celery_env(*, metadata_db: str, state_db: str, redis_db: int, queue: str, co
     }
 
 
-def start_celery(home: Path | str, port: int | None = None, *, workers: int = 2, concurrency: int = 2,
-                 heartbeat_timeout: int = 20, extra_env: dict[str, str] | None = None,
-                 say: Callable[[str], None] | None = None, start_services: bool = True) -> CeleryAirflow:
+def start_celery(
+    home: Path | str,
+    port: int | None = None,
+    *,
+    workers: int = 2,
+    concurrency: int = 2,
+    heartbeat_timeout: int = 20,
+    extra_env: dict[str, str] | None = None,
+    say: Callable[[str], None] | None = None,
+    start_services: bool = True,
+) -> CeleryAirflow:
     """Create the databases, claim a Redis db, start the components and ``workers`` Celery workers
     (``w1``, ``w2``, ...); returns once the API is healthy and every worker is ready. Raises
     :class:`ServicesUnavailableError` (nothing started) when PostgreSQL or Redis cannot be had."""
@@ -370,18 +423,33 @@ def start_celery(home: Path | str, port: int | None = None, *, workers: int = 2,
         drop_database(metadata_db)
         drop_database(state_db)
         raise
-    extra = celery_env(metadata_db=metadata_db, state_db=state_db, redis_db=redis_db, queue=queue,
-                       concurrency=concurrency, workers=workers, heartbeat_timeout=heartbeat_timeout)
+    extra = celery_env(
+        metadata_db=metadata_db,
+        state_db=state_db,
+        redis_db=redis_db,
+        queue=queue,
+        concurrency=concurrency,
+        workers=workers,
+        heartbeat_timeout=heartbeat_timeout,
+    )
     extra.update(extra_env or {})
-    report(f"airflow-celery: metadata db {metadata_db}, state db {state_db}, broker redis db {redis_db}, "
-           f"queue {queue}")
+    report(f"airflow-celery: metadata db {metadata_db}, state db {state_db}, broker redis db {redis_db}, queue {queue}")
     af: LocalAirflow | None = None
     dep: CeleryAirflow | None = None
     try:
         af = airflow_local.start(home, port, extra_env=extra, say=report)
         env = airflow_local.airflow_env(Path(home).resolve(), af.port, extra=extra)
-        dep = CeleryAirflow(af=af, env=env, queue=queue, metadata_db=metadata_db, state_db=state_db,
-                            redis_db=redis_db, redis_token=token, concurrency=concurrency, say=report)
+        dep = CeleryAirflow(
+            af=af,
+            env=env,
+            queue=queue,
+            metadata_db=metadata_db,
+            state_db=state_db,
+            redis_db=redis_db,
+            redis_token=token,
+            concurrency=concurrency,
+            say=report,
+        )
         for i in range(1, workers + 1):
             dep.start_worker(f"w{i}")
         af.wait_healthy()
@@ -419,8 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     dep = start_celery(args.home, args.port, workers=args.workers, concurrency=args.concurrency)
     try:
         dep.af.set_connections_from_rig()
-        print(f"Airflow (CeleryExecutor, {args.workers} workers) at {dep.af.url}  "
-              f"(login {dep.af.username} / {dep.af.password}); Ctrl-C stops it")
+        print(
+            f"Airflow (CeleryExecutor, {args.workers} workers) at {dep.af.url}  "
+            f"(login {dep.af.username} / {dep.af.password}); Ctrl-C stops it"
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

@@ -153,8 +153,15 @@ class HttpResponse:
         return json.loads(self.body) if self.body else None
 
 
-def http(method: str, url: str, *, data: Any = None, token: str | None = None, timeout: float = 30.0,
-         headers: dict[str, str] | None = None) -> HttpResponse:
+def http(
+    method: str,
+    url: str,
+    *,
+    data: Any = None,
+    token: str | None = None,
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
     """One HTTP request to 127.0.0.1, never through a proxy; returns every status (no exception on 4xx/5xx)."""
     host = urllib.parse.urlsplit(url).hostname
     if host not in (HOST, "localhost"):
@@ -282,8 +289,9 @@ class LocalAirflow:
         self._token_time = time.monotonic()
         return self._token
 
-    def api(self, method: str, path: str, data: Any = None, *, ok: Iterable[int] = (200, 201, 204),
-            timeout: float = 60.0) -> Any:
+    def api(
+        self, method: str, path: str, data: Any = None, *, ok: Iterable[int] = (200, 201, 204), timeout: float = 60.0
+    ) -> Any:
         """Call ``/api/v2{path}`` with a token (renewed once on 401); raise unless the status is in ``ok``."""
         url = f"{self.url}/api/v2{path}"
         r = http(method, url, data=data, token=self.token(), timeout=timeout)
@@ -323,14 +331,29 @@ class LocalAirflow:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.api("PATCH", f"/dags/{urllib.parse.quote(dag_id, safe='')}", {"is_paused": paused})
 
-    def create_connection(self, conn_id: str, conn_type: str, *, host: str | None = None,
-                          login: str | None = None, password: str | None = None, port: int | None = None,
-                          schema: str | None = None, extra: dict[str, Any] | None = None,
-                          description: str | None = None) -> None:
+    def create_connection(
+        self,
+        conn_id: str,
+        conn_type: str,
+        *,
+        host: str | None = None,
+        login: str | None = None,
+        password: str | None = None,
+        port: int | None = None,
+        schema: str | None = None,
+        extra: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> None:
         """Create or replace an Airflow Connection through the REST API."""
         body: dict[str, Any] = {"connection_id": conn_id, "conn_type": conn_type}
-        for key, value in (("host", host), ("login", login), ("password", password), ("port", port),
-                           ("schema", schema), ("description", description)):
+        for key, value in (
+            ("host", host),
+            ("login", login),
+            ("password", password),
+            ("port", port),
+            ("schema", schema),
+            ("description", description),
+        ):
             if value is not None:
                 body[key] = value
         if extra is not None:
@@ -347,29 +370,40 @@ class LocalAirflow:
         quoted = urllib.parse.quote(name, safe="")
         if http("GET", f"{self.url}/api/v2/pools/{quoted}", token=self.token()).status == 200:
             return False
-        self.api("POST", "/pools", {"name": name, "slots": slots, "description": description,
-                                    "include_deferred": False})
+        self.api(
+            "POST", "/pools", {"name": name, "slots": slots, "description": description, "include_deferred": False}
+        )
         return True
 
-    def set_connections_from_rig(self, *, source_conn_id: str = "hdh_azure_source",
-                                 dest_conn_id: str = "hdh_s3_dest") -> None:
+    def set_connections_from_rig(
+        self, *, source_conn_id: str = "hdh_azure_source", dest_conn_id: str = "hdh_s3_dest"
+    ) -> None:
         """The two Connections the DAG uses by default, pointing at the local rig (Azurite, SeaweedFS)."""
         from . import rig
 
         e = rig.env()
         self.create_connection(
-            source_conn_id, "wasb", extra={"connection_string": e["AZURE_STORAGE_CONNECTION_STRING"]},
+            source_conn_id,
+            "wasb",
+            extra={"connection_string": e["AZURE_STORAGE_CONNECTION_STRING"]},
             description="hdh-migrate source: local Azurite (rig)",
         )
         self.create_connection(
-            dest_conn_id, "aws", login=e["AWS_ACCESS_KEY_ID"], password=e["AWS_SECRET_ACCESS_KEY"],
-            extra={"endpoint_url": e["AWS_ENDPOINT_URL_S3"], "region_name": e["AWS_REGION"],
-                   "hdh_s3_provider": e["HDH_S3_PROVIDER"]},
+            dest_conn_id,
+            "aws",
+            login=e["AWS_ACCESS_KEY_ID"],
+            password=e["AWS_SECRET_ACCESS_KEY"],
+            extra={
+                "endpoint_url": e["AWS_ENDPOINT_URL_S3"],
+                "region_name": e["AWS_REGION"],
+                "hdh_s3_provider": e["HDH_S3_PROVIDER"],
+            },
             description="hdh-migrate destination: local SeaweedFS (rig)",
         )
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, *, unpause: bool = True,
-                note: str | None = None) -> str:
+    def trigger(
+        self, dag_id: str, conf: dict[str, Any] | None = None, *, unpause: bool = True, note: str | None = None
+    ) -> str:
         """Unpause ``dag_id`` (as the UI's toggle does) and create a run with ``conf``; return its run_id."""
         quoted = urllib.parse.quote(dag_id, safe="")
         if unpause:
@@ -390,27 +424,31 @@ class LocalAirflow:
         out: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = self.api("GET", f"/dags/{q(dag_id, safe='')}/dagRuns/{q(run_id, safe='')}/taskInstances"
-                                   f"?limit=100&offset={offset}")
+            page = self.api(
+                "GET",
+                f"/dags/{q(dag_id, safe='')}/dagRuns/{q(run_id, safe='')}/taskInstances?limit=100&offset={offset}",
+            )
             items = page.get("task_instances", [])
             out.extend(items)
             offset += len(items)
             if not items or offset >= int(page.get("total_entries", 0)):
                 return out
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value",
-             map_index: int = -1) -> Any:
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         """The XCom value (deserialized), or None if the task pushed none."""
         q = urllib.parse.quote
-        path = (f"/dags/{q(dag_id, safe='')}/dagRuns/{q(run_id, safe='')}/taskInstances/{q(task_id, safe='')}"
-                f"/xcomEntries/{q(key, safe='')}?map_index={map_index}&deserialize=true&stringify=false")
+        path = (
+            f"/dags/{q(dag_id, safe='')}/dagRuns/{q(run_id, safe='')}/taskInstances/{q(task_id, safe='')}"
+            f"/xcomEntries/{q(key, safe='')}?map_index={map_index}&deserialize=true&stringify=false"
+        )
         entry = self.api("GET", path, ok=(200, 404))
         if not entry or "value" not in entry:
             return None
         return entry["value"]
 
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 3600.0, *, poll: float = 3.0,
-                 show: bool = True) -> str:
+    def wait_run(
+        self, dag_id: str, run_id: str, timeout: float = 3600.0, *, poll: float = 3.0, show: bool = True
+    ) -> str:
         """Follow a run to its end, printing each task instance's state changes; return the final state
         ("success", "failed") or raise on timeout."""
         deadline = time.monotonic() + timeout
@@ -492,8 +530,15 @@ def _secrets(home: Path) -> dict[str, str]:
     return values
 
 
-def airflow_env(home: Path, port: int, *, project: Path | None = None, dags_folder: Path | None = None,
-                plugins_folder: Path | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+def airflow_env(
+    home: Path,
+    port: int,
+    *,
+    project: Path | None = None,
+    dags_folder: Path | None = None,
+    plugins_folder: Path | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The environment every Airflow component (and the ``airflow`` CLI) gets for this deployment."""
     project = project or project_root()
     home = home.resolve()
@@ -501,32 +546,34 @@ def airflow_env(home: Path, port: int, *, project: Path | None = None, dags_fold
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     url = f"http://{HOST}:{port}"
     pythonpath = [str(project)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "PYTHONPATH": os.pathsep.join(pythonpath),
-        "GX_ANALYTICS_ENABLED": "false",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str((dags_folder or project / "dags").resolve()),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str((plugins_folder or project / "plugins").resolve()),
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__API__HOST": HOST,
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": url,
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__SECRET_KEY": sec["secret_key"],
-        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        # pick up a DAG file added while running within 30 s (default 5 min)
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PYTHONPATH": os.pathsep.join(pythonpath),
+            "GX_ANALYTICS_ENABLED": "false",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str((dags_folder or project / "dags").resolve()),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str((plugins_folder or project / "plugins").resolve()),
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": HOST,
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": sec["secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # pick up a DAG file added while running within 30 s (default 5 min)
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -546,17 +593,29 @@ def attach(home: Path | str, *, say: Callable[[str], None] | None = None) -> Loc
     state = _running_state(home)
     if state is None:
         return None
-    af = LocalAirflow(home=home, port=int(state["port"]), sid=int(state["sid"]),
-                      dags_folder=Path(state.get("dags_folder") or project_root() / "dags"))
+    af = LocalAirflow(
+        home=home,
+        port=int(state["port"]),
+        sid=int(state["sid"]),
+        dags_folder=Path(state.get("dags_folder") or project_root() / "dags"),
+    )
     if say:
         af.say = say
     return af
 
 
-def start(home: Path | str, port: int | None = None, *, dags_folder: Path | str | None = None,
-          plugins_folder: Path | str | None = None, extra_env: dict[str, str] | None = None,
-          replace: bool = False, triggerer: bool = True, say: Callable[[str], None] | None = None,
-          migrate_timeout: float = 300.0) -> LocalAirflow:
+def start(
+    home: Path | str,
+    port: int | None = None,
+    *,
+    dags_folder: Path | str | None = None,
+    plugins_folder: Path | str | None = None,
+    extra_env: dict[str, str] | None = None,
+    replace: bool = False,
+    triggerer: bool = True,
+    say: Callable[[str], None] | None = None,
+    migrate_timeout: float = 300.0,
+) -> LocalAirflow:
     """Migrate the metadata DB in ``home`` and start the Airflow components there; returns at once (call
     ``wait_healthy()``). ``port`` None picks a free one. An instance already running in ``home`` is an
     error unless ``replace`` (it is then stopped first)."""
@@ -578,8 +637,9 @@ def start(home: Path | str, port: int | None = None, *, dags_folder: Path | str 
     if not airflow.exists():
         raise AirflowLocalError(f"{airflow} not found: run scripts/bootstrap (installs the airflow extra)")
     dags = Path(dags_folder).resolve() if dags_folder else project_root() / "dags"
-    env = airflow_env(home, port, dags_folder=dags,
-                      plugins_folder=Path(plugins_folder) if plugins_folder else None, extra=extra_env)
+    env = airflow_env(
+        home, port, dags_folder=dags, plugins_folder=Path(plugins_folder) if plugins_folder else None, extra=extra_env
+    )
     logs = home / "component-logs"
     logs.mkdir(exist_ok=True)
     # a previous run's pids and logs would be mistaken for this run's: keep one previous log, drop the pids
@@ -590,8 +650,15 @@ def start(home: Path | str, port: int | None = None, *, dags_folder: Path | str 
     t0 = time.monotonic()
     report(f"airflow: migrating the metadata database {home / 'airflow.db'}")
     with open(logs / "db-migrate.log", "wb") as out:
-        proc = subprocess.Popen([str(airflow), "db", "migrate"], env=env, cwd=home, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(airflow), "db", "migrate"],
+            env=env,
+            cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             rc = proc.wait(timeout=migrate_timeout)
         except subprocess.TimeoutExpired:
@@ -616,16 +683,32 @@ def start(home: Path | str, port: int | None = None, *, dags_folder: Path | str 
     for name, argv in commands.items():
         log = logs / f"{name}.log"
         lines.append(f"{shlex.join(argv)} >> {shlex.quote(str(log))} 2>&1 < /dev/null &")
-        lines.append(f"echo \"{name} $!\" >> {shlex.quote(str(pid_file))}")
+        lines.append(f'echo "{name} $!" >> {shlex.quote(str(pid_file))}')
     lines.append("wait")
     launcher = home / "run-components.sh"
     launcher.write_text("\n".join(lines) + "\n")
     # One new session (and process group) for everything: stop() signals the group and sweeps the session.
     with open(logs / "launcher.log", "ab") as out:
-        leader = subprocess.Popen(["/bin/bash", str(launcher)], env=env, cwd=home, stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    (home / STATE_FILE).write_text(json.dumps({"sid": leader.pid, "port": port, "url": f"http://{HOST}:{port}",
-                                               "dags_folder": str(dags), "started": time.time()}))
+        leader = subprocess.Popen(
+            ["/bin/bash", str(launcher)],
+            env=env,
+            cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (home / STATE_FILE).write_text(
+        json.dumps(
+            {
+                "sid": leader.pid,
+                "port": port,
+                "url": f"http://{HOST}:{port}",
+                "dags_folder": str(dags),
+                "started": time.time(),
+            }
+        )
+    )
     af = LocalAirflow(home=home, port=port, sid=leader.pid, dags_folder=dags, started_at=t0)
     af.say = report
     return af
@@ -658,17 +741,21 @@ def non_loopback_listeners(sid: int) -> list[str]:
 
 # -- command line ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hdh_migrate.airflow_local",
-                                description="Start, inspect or stop the local Airflow used by the demo.")
+    p = argparse.ArgumentParser(
+        prog="python -m hdh_migrate.airflow_local",
+        description="Start, inspect or stop the local Airflow used by the demo.",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start", help="start Airflow in HOME and wait until it is healthy")
     s.add_argument("home")
     s.add_argument("--port", type=int, default=None)
     s.add_argument("--dags-folder", default=None)
     s.add_argument("--replace", action="store_true", help="stop an instance already running in HOME")
-    for name, helptext in (("stop", "stop the instance running in HOME"),
-                           ("status", "show the instance running in HOME"),
-                           ("token", "print a REST API token for the instance in HOME")):
+    for name, helptext in (
+        ("stop", "stop the instance running in HOME"),
+        ("status", "show the instance running in HOME"),
+        ("token", "print a REST API token for the instance in HOME"),
+    ):
         sub.add_parser(name, help=helptext).add_argument("home")
     args = p.parse_args(argv)
     if args.cmd == "start":
@@ -685,8 +772,9 @@ def main(argv: list[str] | None = None) -> int:
         af.stop()
         return 0
     if args.cmd == "status":
-        print(f"{af.url} session {af.sid}: " + ", ".join(f"{k} {'up' if v else 'DOWN'}"
-                                                         for k, v in af.running().items()))
+        print(
+            f"{af.url} session {af.sid}: " + ", ".join(f"{k} {'up' if v else 'DOWN'}" for k, v in af.running().items())
+        )
         print(json.dumps(af.health(), indent=2))
         return 0
     print(af.token())

@@ -233,9 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("source", help="azure://CONTAINER/PREFIX")
         sp.add_argument("destination", help="s3://BUCKET/PREFIX (the bucket must exist)")
-        sp.add_argument("--workers", type=_positive_int, default=8,
-                       help="parallel transfers (default 8): parts of large objects in flight; up to 4 x N "
-                       "small objects are in flight at once (the memory budget bounds the bytes held)")
+        sp.add_argument(
+            "--workers",
+            type=_positive_int,
+            default=8,
+            help="parallel transfers (default 8): parts of large objects in flight; up to 4 x N "
+            "small objects are in flight at once (the memory budget bounds the bytes held)",
+        )
         sp.add_argument(
             "--work-dir", help="where the inventory, results and summary go (default $HDH_MIGRATE_HOME/runs/<time>-...)"
         )

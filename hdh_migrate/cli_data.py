@@ -46,8 +46,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
         )
         results.append(r.to_dict())
         if not args.json:
-            print(f"seeded {r.table}: {r.rows} rows in {len(r.files)} {r.format} file(s), "
-                  f"{r.bytes} bytes under {r.url}")
+            print(
+                f"seeded {r.table}: {r.rows} rows in {len(r.files)} {r.format} file(s), {r.bytes} bytes under {r.url}"
+            )
     if args.json:
         print(json.dumps(results, indent=2))
     return EXIT_OK
@@ -68,8 +69,10 @@ def cmd_expectations(args: argparse.Namespace) -> int:
     for name in names:
         out = args.out or (f"{args.out_dir.rstrip('/')}/{name}.json" if args.out_dir else None)
         r = write_suite_from_schema(sf, name, out)
-        print(f"{r.path}: {r.derived} derived expectation(s), {r.hand_kept} hand-tuned kept"
-              + (f", {r.replaced_by_hand} derived replaced by hand-tuned ones" if r.replaced_by_hand else ""))
+        print(
+            f"{r.path}: {r.derived} derived expectation(s), {r.hand_kept} hand-tuned kept"
+            + (f", {r.replaced_by_hand} derived replaced by hand-tuned ones" if r.replaced_by_hand else "")
+        )
     return EXIT_OK
 
 
@@ -98,14 +101,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add ``seed``, ``expectations from-schema`` and ``validate`` to the ``hdh-migrate`` parser."""
     s = subparsers.add_parser("seed", help="write synthetic SNDS-shaped tables (Parquet or CSV) to a location")
     s.add_argument("destination", help="azure://CONTAINER/PREFIX (or s3://BUCKET/PREFIX); tables go under PREFIX/NAME/")
-    s.add_argument("--schema", default=None,
-                   help="Table Schema file (default: the SNDS schemas shipped with hdh-migrate)")
+    s.add_argument(
+        "--schema", default=None, help="Table Schema file (default: the SNDS schemas shipped with hdh-migrate)"
+    )
     s.add_argument("--table", action="append", required=True, help="table to generate (repeatable)")
     s.add_argument("--rows", type=_count, required=True, help="rows per table")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data; default 0)")
-    s.add_argument("--universe", type=_count, default=None,
-                   help="beneficiaries the tables may reference (default: --rows); seed IR_BEN_R with at least "
-                   "that many rows for the foreign keys to hold")
+    s.add_argument(
+        "--universe",
+        type=_count,
+        default=None,
+        help="beneficiaries the tables may reference (default: --rows); seed IR_BEN_R with at least "
+        "that many rows for the foreign keys to hold",
+    )
     s.add_argument("--rows-per-file", type=_count, default=1_000_000, help="rows per part file (default 1000000)")
     s.add_argument("--row-group-size", type=_count, default=100_000, help="rows per Parquet row group (default 100000)")
     s.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)")

@@ -60,23 +60,38 @@ def cmd_status(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(f"{'DATASET':<28} {'STATE':<12} {'AUTHORITATIVE':<13} {'UPDATED (UTC)':<20} SOURCE -> DESTINATION")
         for d in rows:
-            print(f"{d.name:<28} {d.state:<12} {d.authoritative:<13} {d.updated_at:%Y-%m-%d %H:%M:%S}  "
-                  f"{d.source_url} -> {d.dest_url}")
+            print(
+                f"{d.name:<28} {d.state:<12} {d.authoritative:<13} {d.updated_at:%Y-%m-%d %H:%M:%S}  "
+                f"{d.source_url} -> {d.dest_url}"
+            )
         return EXIT_OK
     d = rows[0]
     fp = d.source_fingerprint or ""
     pf = preflight(state, d.name, fp)
     history = state.history(d.name)
     if args.json:
-        _print_json({"dataset": d.to_dict(), "history": [t.to_dict() for t in history],
-                     "checks": {k: (c.to_dict() if (c := state.latest_check(d.name, k)) else None)
-                                for k in ("verify", "validate")},
-                     "cutover_ready_on_last_inventory": pf.ok, "reasons": pf.reasons})
+        _print_json(
+            {
+                "dataset": d.to_dict(),
+                "history": [t.to_dict() for t in history],
+                "checks": {
+                    k: (c.to_dict() if (c := state.latest_check(d.name, k)) else None) for k in ("verify", "validate")
+                },
+                "cutover_ready_on_last_inventory": pf.ok,
+                "reasons": pf.reasons,
+            }
+        )
         return EXIT_OK
     print(f"dataset        {d.name}")
     print(f"state          {d.state}")
-    print(f"authoritative  {d.authoritative}" + (f" since {d.authoritative_since:%Y-%m-%d %H:%M:%S} UTC (run "
-                                                 f"{d.authoritative_run_id})" if d.authoritative_since else ""))
+    print(
+        f"authoritative  {d.authoritative}"
+        + (
+            f" since {d.authoritative_since:%Y-%m-%d %H:%M:%S} UTC (run {d.authoritative_run_id})"
+            if d.authoritative_since
+            else ""
+        )
+    )
     print(f"source         {d.source_url}")
     print(f"destination    {d.dest_url}")
     if d.routing_url:
@@ -87,16 +102,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"last inventory {d.inventory_path or '-'} ({d.source_fingerprint or 'no fingerprint'})")
     for kind in ("verify", "validate"):
         c = state.latest_check(d.name, kind)
-        print(f"{kind:<14} " + (f"{'PASS' if c.ok else 'FAIL'} on run {c.run_id} at {c.at:%Y-%m-%d %H:%M:%S} UTC"
-                                if c else "none recorded"))
-    print("cutover        " + ("ready (on the last recorded inventory; the cutover lists the source again)"
-                               if pf.ok else "not ready:"))
+        print(
+            f"{kind:<14} "
+            + (
+                f"{'PASS' if c.ok else 'FAIL'} on run {c.run_id} at {c.at:%Y-%m-%d %H:%M:%S} UTC"
+                if c
+                else "none recorded"
+            )
+        )
+    print(
+        "cutover        "
+        + ("ready (on the last recorded inventory; the cutover lists the source again)" if pf.ok else "not ready:")
+    )
     for r in pf.reasons:
         print(f"  - {r}")
     print("history")
     for t in history:
-        print(f"  {t.at:%Y-%m-%d %H:%M:%S} UTC  {t.from_state or '(new)':>11} -> {t.to_state:<11} by {t.actor}"
-              + (f"  run {t.run_id}" if t.run_id else ""))
+        print(
+            f"  {t.at:%Y-%m-%d %H:%M:%S} UTC  {t.from_state or '(new)':>11} -> {t.to_state:<11} by {t.actor}"
+            + (f"  run {t.run_id}" if t.run_id else "")
+        )
     return EXIT_OK
 
 
@@ -120,10 +145,20 @@ def cmd_cutover(args: argparse.Namespace) -> int:
     actor = _actor(args)
     _src, _dst, source, dest = open_pair(ds.source_url, ds.dest_url, workers=args.workers)
     try:
-        result = run_cutover(state, args.dataset, source, dest, actor=actor, run_id=run_id,
-                             work_dir=_work_dir(args, "cutover", args.dataset), report_key=key,
-                             sync=not args.no_sync, deletions=args.deletions, depth=args.depth,
-                             options=_options(args))
+        result = run_cutover(
+            state,
+            args.dataset,
+            source,
+            dest,
+            actor=actor,
+            run_id=run_id,
+            work_dir=_work_dir(args, "cutover", args.dataset),
+            report_key=key,
+            sync=not args.no_sync,
+            deletions=args.deletions,
+            depth=args.depth,
+            options=_options(args),
+        )
     except CutoverRefusedError as exc:
         if args.json:
             _print_json({"ok": False, "dataset": args.dataset, "reasons": exc.reasons, "report": exc.report})
@@ -162,8 +197,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"{args.dataset}: ROLLED BACK, Azure is authoritative again ({result['url']}); routing document "
-              f"{result['routing']}; nothing was deleted (run {run_id})")
+        print(
+            f"{args.dataset}: ROLLED BACK, Azure is authoritative again ({result['url']}); routing document "
+            f"{result['routing']}; nothing was deleted (run {run_id})"
+        )
     return EXIT_OK
 
 
@@ -178,29 +215,48 @@ def cmd_delta_sync(args: argparse.Namespace) -> int:
     run_id = _run_id("delta")
     src, dst, source, dest = open_pair(args.source, args.destination, workers=args.workers)
     state.ensure_dataset(args.dataset, str(src), str(dst), actor=actor, run_id=run_id)
-    summary = run_delta_sync(state, args.dataset, source, dest, src, dst, options=_options(args),
-                             deletions=args.deletions, depth=args.depth, actor=actor, run_id=run_id,
-                             work_dir=_work_dir(args, "delta", args.dataset))
+    summary = run_delta_sync(
+        state,
+        args.dataset,
+        source,
+        dest,
+        src,
+        dst,
+        options=_options(args),
+        deletions=args.deletions,
+        depth=args.depth,
+        actor=actor,
+        run_id=run_id,
+        work_dir=_work_dir(args, "delta", args.dataset),
+    )
     if args.json:
         _print_json(summary)
     else:
         d, dl = summary["delta"], summary["deleted"]
         c = summary.get("copy") or {}
-        print(f"{args.dataset}: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged; copied "
-              f"{c.get('copied', 0)}, skipped {c.get('skipped', 0)} (already there)")
-        print(f"  deleted at the source: {dl['count']} ({dl['since_last_listing']} since the last listing); "
-              f"mirrored at the destination: {dl['mirrored']}; still at the destination: "
-              f"{dl['count'] - dl['mirrored']} (policy {dl['policy']})")
+        print(
+            f"{args.dataset}: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged; copied "
+            f"{c.get('copied', 0)}, skipped {c.get('skipped', 0)} (already there)"
+        )
+        print(
+            f"  deleted at the source: {dl['count']} ({dl['since_last_listing']} since the last listing); "
+            f"mirrored at the destination: {dl['mirrored']}; still at the destination: "
+            f"{dl['count'] - dl['mirrored']} (policy {dl['policy']})"
+        )
         for key in dl["examples"]:
             print(f"    {key}")
         fx = summary["foreign_extras"]
         if fx["count"]:
-            print(f"  {fx['count']} object(s) at the destination were not written by hdh-migrate (never deleted): "
-                  + ", ".join(fx["examples"][:5]))
+            print(
+                f"  {fx['count']} object(s) at the destination were not written by hdh-migrate (never deleted): "
+                + ", ".join(fx["examples"][:5])
+            )
         v = summary.get("verification")
         if v:
-            print(f"  verification: {'PASS' if v['ok'] else 'FAIL'} ({v['objects_verified']} objects re-read"
-                  f"{', incremental' if v['incremental'] else ''})" + (f": {v['reason']}" if not v["ok"] else ""))
+            print(
+                f"  verification: {'PASS' if v['ok'] else 'FAIL'} ({v['objects_verified']} objects re-read"
+                f"{', incremental' if v['incremental'] else ''})" + (f": {v['reason']}" if not v["ok"] else "")
+            )
         if summary.get("validation_stale"):
             print(f"  note: {summary['validation_stale']}")
         print(f"  evidence in {summary['work_dir']}")
@@ -226,8 +282,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(v.to_dict())
     elif v.ok:
-        print(f"audit ledger OK: {v.records} records, chain intact; head record {v.head_seq} hash {v.head_hash}"
-              + (f"; {len(anchors)} report anchor(s) present" if anchors else ""))
+        print(
+            f"audit ledger OK: {v.records} records, chain intact; head record {v.head_seq} hash {v.head_hash}"
+            + (f"; {len(anchors)} report anchor(s) present" if anchors else "")
+        )
     else:
         print(f"audit ledger BROKEN at record {v.broken_seq}: {v.reason}", file=sys.stderr)
         print(f"  {v.records} records read from {state.url}", file=sys.stderr)
@@ -240,12 +298,16 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
 
     key = key_from_env(args.key_env)
     if not key:
-        raise ConfigError(f"no signing key in ${args.key_env}",
-                          hint="export the report key (the same secret the cutover signed with) in that variable")
+        raise ConfigError(
+            f"no signing key in ${args.key_env}",
+            hint="export the report key (the same secret the cutover signed with) in that variable",
+        )
     v = verify_report(args.report, key)
     if v.ok:
-        print(f"report OK: {args.report} ({v.dataset}, decision {v.outcome}) is signed with this key and every "
-              "attached file matches its hash")
+        print(
+            f"report OK: {args.report} ({v.dataset}, decision {v.outcome}) is signed with this key and every "
+            "attached file matches its hash"
+        )
         return EXIT_OK
     print(f"report INVALID: {args.report}", file=sys.stderr)
     for p in v.problems:
@@ -256,8 +318,9 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------------------------------
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     def db(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--db", help="state database URL (default $HDH_MIGRATE_DB_URL, else SQLite under "
-                       "$HDH_MIGRATE_HOME)")
+        p.add_argument(
+            "--db", help="state database URL (default $HDH_MIGRATE_DB_URL, else SQLite under $HDH_MIGRATE_HOME)"
+        )
 
     s = sub.add_parser("status", help="datasets' migration state, checks, catalog and history")
     s.add_argument("dataset", nargs="?", help="one dataset (its details and history)")
@@ -266,10 +329,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.set_defaults(func=cmd_status)
 
     def sync_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--deletions", choices=("report", "mirror"), default="report",
-                       help="blobs deleted at the source: report them (default) or delete them at the destination")
-        p.add_argument("--depth", choices=("quick", "full", "both"), default="full",
-                       help="verification depth of what is synced (default full)")
+        p.add_argument(
+            "--deletions",
+            choices=("report", "mirror"),
+            default="report",
+            help="blobs deleted at the source: report them (default) or delete them at the destination",
+        )
+        p.add_argument(
+            "--depth",
+            choices=("quick", "full", "both"),
+            default="full",
+            help="verification depth of what is synced (default full)",
+        )
         p.add_argument("--workers", type=int, default=8, help="parallel transfers (default 8)")
         p.add_argument("--work-dir", help="where the run's evidence goes (default $HDH_MIGRATE_HOME/runs/...)")
         p.add_argument("--actor", help="who runs this, for the audit trail (default $HDH_MIGRATE_ACTOR or login)")
@@ -278,10 +349,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     c = sub.add_parser("cutover", help="switch a dataset to the sovereign store, if every check is green")
     c.add_argument("dataset")
-    c.add_argument("--no-sync", action="store_true",
-                   help="if the source changed since verification, refuse instead of syncing and re-verifying")
-    c.add_argument("--key-env", default="HDH_MIGRATE_REPORT_KEY",
-                   help="variable holding the report signing key (default HDH_MIGRATE_REPORT_KEY)")
+    c.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="if the source changed since verification, refuse instead of syncing and re-verifying",
+    )
+    c.add_argument(
+        "--key-env",
+        default="HDH_MIGRATE_REPORT_KEY",
+        help="variable holding the report signing key (default HDH_MIGRATE_REPORT_KEY)",
+    )
     sync_opts(c)
     c.set_defaults(func=cmd_cutover)
 
@@ -302,10 +379,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     a = sub.add_parser("audit", help="the audit ledger")
     asub = a.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
-    av = asub.add_parser("verify", help="check the ledger's hash chain (exit 1 if any record was edited, "
-                         "removed or reordered)")
-    av.add_argument("--report", action="append", help="a signed report whose ledger head must still be in the "
-                    "ledger (detects records removed from the end); repeatable")
+    av = asub.add_parser(
+        "verify", help="check the ledger's hash chain (exit 1 if any record was edited, removed or reordered)"
+    )
+    av.add_argument(
+        "--report",
+        action="append",
+        help="a signed report whose ledger head must still be in the "
+        "ledger (detects records removed from the end); repeatable",
+    )
     av.add_argument("--json", action="store_true")
     db(av)
     av.set_defaults(func=cmd_audit_verify)
@@ -314,6 +396,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rsub = rp.add_subparsers(dest="report_cmd", required=True, metavar="ACTION")
     rv = rsub.add_parser("verify", help="check a report's signature and the hashes of its attached files")
     rv.add_argument("report", help="report.json (report.html and the evidence files must sit next to it)")
-    rv.add_argument("--key-env", default="HDH_MIGRATE_REPORT_KEY",
-                    help="variable holding the signing key (default HDH_MIGRATE_REPORT_KEY)")
+    rv.add_argument(
+        "--key-env",
+        default="HDH_MIGRATE_REPORT_KEY",
+        help="variable holding the signing key (default HDH_MIGRATE_REPORT_KEY)",
+    )
     rv.set_defaults(func=cmd_report_verify)

@@ -687,7 +687,15 @@ def copy_objects(
 ) -> CopyCounts:
     """Copy the given objects (a listing, a manifest or a shard of one). The library entry point."""
     copier = Copier(
-        source, dest, src, dst, options, results=results, progress=progress, force=force, dest_index=dest_index,
+        source,
+        dest,
+        src,
+        dst,
+        options,
+        results=results,
+        progress=progress,
+        force=force,
+        dest_index=dest_index,
         on_done=on_done,
     )
     try:

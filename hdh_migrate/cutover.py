@@ -70,9 +70,11 @@ class CutoverRefusedError(PermanentError):
 
     def __init__(self, dataset: str, reasons: list[str], *, report: str | None = None) -> None:
         lines = "\n".join(f"  - {r}" for r in reasons)
-        super().__init__(f"cutover of {dataset!r} refused:\n{lines}",
-                         hint="fix each reason (docs/AUDIT.md, section 5, says what each check means), then "
-                              "trigger the cutover again; nothing was switched")
+        super().__init__(
+            f"cutover of {dataset!r} refused:\n{lines}",
+            hint="fix each reason (docs/AUDIT.md, section 5, says what each check means), then "
+            "trigger the cutover again; nothing was switched",
+        )
         self.dataset = dataset
         self.reasons = reasons
         self.report = report
@@ -83,17 +85,27 @@ def _when(dt: datetime) -> str:
 
 
 # -- recording what the migration DAG / CLI did (called by the tasks that own those steps) ---------------
-def record_migration_started(state: StateStore, dataset: str, source_url: str, dest_url: str, *, actor: str,
-                             run_id: str, validation_required: bool | None = None) -> DatasetStatus:
+def record_migration_started(
+    state: StateStore,
+    dataset: str,
+    source_url: str,
+    dest_url: str,
+    *,
+    actor: str,
+    run_id: str,
+    validation_required: bool | None = None,
+) -> DatasetStatus:
     """Register the dataset if new and mark it ``copying`` (refused while it is cut over)."""
-    state.ensure_dataset(dataset, source_url, dest_url, actor=actor, run_id=run_id,
-                         validation_required=validation_required)
+    state.ensure_dataset(
+        dataset, source_url, dest_url, actor=actor, run_id=run_id, validation_required=validation_required
+    )
     state.transition(dataset, COPYING, actor=actor, run_id=run_id, evidence={"reason": "migration run"})
     return state.get(dataset)
 
 
-def record_migration_finished(state: StateStore, dataset: str, summary: dict[str, Any], *, actor: str,
-                              run_id: str) -> Check | None:
+def record_migration_finished(
+    state: StateStore, dataset: str, summary: dict[str, Any], *, actor: str, run_id: str
+) -> Check | None:
     """From a migration's ``summary.json`` (Airflow ``summary()`` or ``jobs.run_verify``): copied ->
     verification check (fingerprint of the inventory verified) -> run record -> base for delta syncs.
 
@@ -107,50 +119,105 @@ def record_migration_finished(state: StateStore, dataset: str, summary: dict[str
         fp = fingerprint_inventory(inv_path)
         current = state.get(dataset).state
         if current == COPYING:
-            state.transition(dataset, COPIED, actor=actor, run_id=run_id,
-                             evidence={"copied": summary.get("copied"), "skipped": summary.get("skipped"),
-                                       "copy_results": summary.get("copy_results", [])})
-        verify_results = summary.get("verify_results") or ([summary["results"]["path"]]
-                                                          if summary.get("command") == "verify" else [])
+            state.transition(
+                dataset,
+                COPIED,
+                actor=actor,
+                run_id=run_id,
+                evidence={
+                    "copied": summary.get("copied"),
+                    "skipped": summary.get("skipped"),
+                    "copy_results": summary.get("copy_results", []),
+                },
+            )
+        verify_results = summary.get("verify_results") or (
+            [summary["results"]["path"]] if summary.get("command") == "verify" else []
+        )
         counts = summary.get("counts") or {}
         extras = summary.get("extra_objects", counts.get("extra", 0)) or 0
         details = {
-            "incremental": False, "depth": summary.get("verify_depth") or summary.get("depth"),
+            "incremental": False,
+            "depth": summary.get("verify_depth") or summary.get("depth"),
             "objects_verified": summary.get("verified", counts.get("checked")),
-            "matched": summary.get("verified", counts.get("matched")), "extras": extras,
+            "matched": summary.get("verified", counts.get("matched")),
+            "extras": extras,
             "extra_examples": summary.get("extra_examples", [])[:20],
-            "inventory": inv_path, "inventory_sha256": inv.get("sha256"), "objects": inv.get("objects"),
-            "bytes": inv.get("bytes"), "evidence": verify_results, "copy_results": summary.get("copy_results", []),
-            "work_dir": summary.get("work_dir"), "source": summary.get("source"),
+            "inventory": inv_path,
+            "inventory_sha256": inv.get("sha256"),
+            "objects": inv.get("objects"),
+            "bytes": inv.get("bytes"),
+            "evidence": verify_results,
+            "copy_results": summary.get("copy_results", []),
+            "work_dir": summary.get("work_dir"),
+            "source": summary.get("source"),
             "destination": summary.get("destination"),
         }
         if not ok:
-            problems = [f"{p.get('key') or p.get('name')}: {p.get('problem')} ({p.get('detail')})"
-                        for p in (counts.get("problems") or [])[:3]]
+            problems = [
+                f"{p.get('key') or p.get('name')}: {p.get('problem')} ({p.get('detail')})"
+                for p in (counts.get("problems") or [])[:3]
+            ]
             if extras:
-                details["reason"] = f"{extras} object(s) at the destination have no source (e.g. " + ", ".join(
-                    (summary.get("extra_examples") or [])[:3]) + ")"
+                details["reason"] = (
+                    f"{extras} object(s) at the destination have no source (e.g. "
+                    + ", ".join((summary.get("extra_examples") or [])[:3])
+                    + ")"
+                )
             elif problems:
                 n = sum(int(counts.get(k) or 0) for k in ("missing", "differs", "errors"))
                 details["reason"] = f"{n} object(s) missing or different at the destination: " + "; ".join(problems)
             else:
-                details["reason"] = (f"{details['matched']} of {inv.get('objects')} objects verified as matching "
-                                     "the source")
+                details["reason"] = (
+                    f"{details['matched']} of {inv.get('objects')} objects verified as matching the source"
+                )
             details["problems"] = problems
-        check = state.record_check(dataset, "verify", run_id=run_id, ok=ok, source_fingerprint=fp,
-                                   details=details, actor=actor)
-        state.set_inventory(dataset, path=inv_path, sha256=inv.get("sha256") or "", fingerprint=fp, run_id=run_id,
-                            actor=actor)
+        check = state.record_check(
+            dataset, "verify", run_id=run_id, ok=ok, source_fingerprint=fp, details=details, actor=actor
+        )
+        state.set_inventory(
+            dataset, path=inv_path, sha256=inv.get("sha256") or "", fingerprint=fp, run_id=run_id, actor=actor
+        )
     started = _parse_time(summary.get("started"))
-    state.record_run(dataset, run_id, "migrate", actor=actor, ok=ok, started=started, summary={
-        k: summary.get(k) for k in ("copied", "copied_bytes", "skipped", "retried", "verified", "extra_objects",
-                                    "dry_run", "work_dir", "source", "destination", "provider", "encryption",
-                                    "params", "tool", "counts")})
+    state.record_run(
+        dataset,
+        run_id,
+        "migrate",
+        actor=actor,
+        ok=ok,
+        started=started,
+        summary={
+            k: summary.get(k)
+            for k in (
+                "copied",
+                "copied_bytes",
+                "skipped",
+                "retried",
+                "verified",
+                "extra_objects",
+                "dry_run",
+                "work_dir",
+                "source",
+                "destination",
+                "provider",
+                "encryption",
+                "params",
+                "tool",
+                "counts",
+            )
+        },
+    )
     return check
 
 
-def record_validation(state: StateStore, dataset: str, results: list[dict[str, Any]], *, actor: str, run_id: str,
-                      source_fingerprint: str | None = None) -> Check:
+def record_validation(
+    state: StateStore,
+    dataset: str,
+    results: list[dict[str, Any]],
+    *,
+    actor: str,
+    run_id: str,
+    source_fingerprint: str | None = None,
+) -> Check:
     """Record Great Expectations results (one dict per table, from ``validate.validate_table``).
 
     The fingerprint defaults to the dataset's current source fingerprint (the inventory the run listed):
@@ -158,18 +225,20 @@ def record_validation(state: StateStore, dataset: str, results: list[dict[str, A
     """
     fp = source_fingerprint or state.get(dataset).source_fingerprint
     if not fp:
-        raise PermanentError(f"no source inventory is recorded for {dataset!r}: cannot tie the validation to a "
-                             "source state", hint="record the migration run (its inventory) first")
+        raise PermanentError(
+            f"no source inventory is recorded for {dataset!r}: cannot tie the validation to a source state",
+            hint="record the migration run (its inventory) first",
+        )
     ok = bool(results) and all(bool(r.get("success")) for r in results)
     failed = [r.get("table") for r in results if not r.get("success")]
-    details: dict[str, Any] = {"tables": [r.get("table") for r in results], "failed_tables": failed,
-                               "results": results}
+    details: dict[str, Any] = {"tables": [r.get("table") for r in results], "failed_tables": failed, "results": results}
     if not results:
         details["reason"] = "no table was validated"
     elif failed:
         details["reason"] = f"tables {', '.join(map(str, failed))} failed"
-    return state.record_check(dataset, "validate", run_id=run_id, ok=ok, source_fingerprint=fp, details=details,
-                              actor=actor)
+    return state.record_check(
+        dataset, "validate", run_id=run_id, ok=ok, source_fingerprint=fp, details=details, actor=actor
+    )
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -203,8 +272,9 @@ class FreezeCheck:
         return asdict(self) | {"changed": self.changed}
 
 
-def freeze_check(state: StateStore, dataset: str, source: Any, src: Location, *,
-                 inventory_path: str | Path | None = None) -> FreezeCheck:
+def freeze_check(
+    state: StateStore, dataset: str, source: Any, src: Location, *, inventory_path: str | Path | None = None
+) -> FreezeCheck:
     """List the source (into ``inventory_path`` when given) and compare with the last verification."""
     fp = Fingerprint()
     total = [0]
@@ -223,9 +293,15 @@ def freeze_check(state: StateStore, dataset: str, source: Any, src: Location, *,
         for _ in tee():
             pass
     last = state.latest_check(dataset, "verify")
-    return FreezeCheck(fp.value, fp.count, total[0], str(inventory_path) if inventory_path else None,
-                       last.source_fingerprint if last else None, last.run_id if last else None,
-                       last.at.isoformat() if last else None)
+    return FreezeCheck(
+        fp.value,
+        fp.count,
+        total[0],
+        str(inventory_path) if inventory_path else None,
+        last.source_fingerprint if last else None,
+        last.run_id if last else None,
+        last.at.isoformat() if last else None,
+    )
 
 
 def fingerprint_objects(objects: list[ObjectInfo]) -> str:
@@ -250,10 +326,15 @@ class Preflight:
         return not self.reasons
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "ok": self.ok, "fingerprint": self.fingerprint, "reasons": self.reasons,
-                "validation_required": self.validation_required,
-                "verify": self.verify.to_dict() if self.verify else None,
-                "validate": self.validate.to_dict() if self.validate else None}
+        return {
+            "dataset": self.dataset,
+            "ok": self.ok,
+            "fingerprint": self.fingerprint,
+            "reasons": self.reasons,
+            "validation_required": self.validation_required,
+            "verify": self.verify.to_dict() if self.verify else None,
+            "validate": self.validate.to_dict() if self.validate else None,
+        }
 
 
 def _check_reason(check: Check | None, kind: str, fingerprint: str, hint_missing: str) -> str | None:
@@ -266,10 +347,15 @@ def _check_reason(check: Check | None, kind: str, fingerprint: str, hint_missing
     if check.source_fingerprint != fingerprint:
         then, now_ = fingerprint_count(check.source_fingerprint), fingerprint_count(fingerprint)
         counts = f" ({then} objects then, {now_} now)" if then is not None and now_ is not None else ""
-        fix = ("run hdh_delta_sync (or let hdh_cutover sync) to copy and verify the changes" if kind == "verify"
-               else "run the Great Expectations validation again on the current source")
-        return (f"{label} is stale: the source changed since the {label} on {_when(check.at)} (run "
-                f"{check.run_id}){counts}; {fix}")
+        fix = (
+            "run hdh_delta_sync (or let hdh_cutover sync) to copy and verify the changes"
+            if kind == "verify"
+            else "run the Great Expectations validation again on the current source"
+        )
+        return (
+            f"{label} is stale: the source changed since the {label} on {_when(check.at)} (run "
+            f"{check.run_id}){counts}; {fix}"
+        )
     return None
 
 
@@ -281,17 +367,20 @@ def preflight(state: StateStore, dataset: str, current_fingerprint: str) -> Pref
         since = _when(ds.authoritative_since) if ds.authoritative_since else "an unknown date"
         pf.reasons.append(f"already cut over on {since} (run {ds.authoritative_run_id})")
     elif ds.state not in ALLOWED[CUT_OVER]:
-        pf.reasons.append(f"the dataset is {ds.state!r}: cutover needs it verified"
-                          + (" and validated" if ds.validation_required else "")
-                          + " (a copy may be running, or failed before verification)")
+        pf.reasons.append(
+            f"the dataset is {ds.state!r}: cutover needs it verified"
+            + (" and validated" if ds.validation_required else "")
+            + " (a copy may be running, or failed before verification)"
+        )
     pf.verify = state.latest_check(dataset, "verify")
     r = _check_reason(pf.verify, "verify", current_fingerprint, "run hdh_migrate_dataset, which verifies")
     if r:
         pf.reasons.append(r)
     pf.validate = state.latest_check(dataset, "validate")
     if ds.validation_required:
-        r = _check_reason(pf.validate, "validate", current_fingerprint,
-                          "run the Great Expectations validation of its tables")
+        r = _check_reason(
+            pf.validate, "validate", current_fingerprint, "run the Great Expectations validation of its tables"
+        )
         if r:
             pf.reasons.append(r)
     return pf
@@ -313,26 +402,45 @@ def _sse_headers(dest: S3Store) -> dict[str, str]:
     return {}
 
 
-def put_document(dest: S3Store, key: str, body: bytes, *, content_type: str,
-                 lock: dict[str, Any] | None = None) -> dict[str, Any]:
+def put_document(
+    dest: S3Store, key: str, body: bytes, *, content_type: str, lock: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """PUT one small document with Content-MD5 (and Object Lock retention when ``lock`` is given)."""
     extra: dict[str, Any] = {}
     if lock:
         extra = {"ObjectLockMode": lock["mode"], "ObjectLockRetainUntilDate": lock["retain_until_dt"]}
     with dest._errors("write", key):
-        r = dest.client.put_object(Bucket=dest.container, Key=key, Body=body, ContentType=content_type,
-                                   ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),
-                                   **extra, **_sse_headers(dest))
-    return {"key": key, "url": f"s3://{dest.container}/{key}", "version_id": r.get("VersionId"),
-            "sha256": hashlib.sha256(body).hexdigest()}
+        r = dest.client.put_object(
+            Bucket=dest.container,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),
+            **extra,
+            **_sse_headers(dest),
+        )
+    return {
+        "key": key,
+        "url": f"s3://{dest.container}/{key}",
+        "version_id": r.get("VersionId"),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
 
 
-def routing_document(ds: DatasetStatus, *, authoritative: str, since: datetime, run_id: str, actor: str,
-                     report: str | None) -> dict[str, Any]:
-    return {"schema": ROUTING_SCHEMA, "dataset": ds.name, "authoritative": authoritative,
-            "locations": {"azure": ds.source_url, "s3": ds.dest_url},
-            "url": ds.dest_url if authoritative == "s3" else ds.source_url,
-            "since": since.isoformat(timespec="seconds"), "run_id": run_id, "actor": actor, "report": report}
+def routing_document(
+    ds: DatasetStatus, *, authoritative: str, since: datetime, run_id: str, actor: str, report: str | None
+) -> dict[str, Any]:
+    return {
+        "schema": ROUTING_SCHEMA,
+        "dataset": ds.name,
+        "authoritative": authoritative,
+        "locations": {"azure": ds.source_url, "s3": ds.dest_url},
+        "url": ds.dest_url if authoritative == "s3" else ds.source_url,
+        "since": since.isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "actor": actor,
+        "report": report,
+    }
 
 
 def read_routing(dest: S3Store, dataset: str) -> dict[str, Any] | None:
@@ -350,8 +458,9 @@ def audit_prefix(dataset: str, at: datetime) -> str:
     return f"{AUDIT_PREFIX}{dataset}/{at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}/"
 
 
-def switch(state: StateStore, dataset: str, dest: S3Store, *, actor: str, run_id: str, pf: Preflight,
-           report_url: str | None) -> dict[str, Any]:
+def switch(
+    state: StateStore, dataset: str, dest: S3Store, *, actor: str, run_id: str, pf: Preflight, report_url: str | None
+) -> dict[str, Any]:
     """The cutover itself: conditional transition + catalog + routing document, atomically."""
     if not pf.ok:
         raise CutoverRefusedError(dataset, pf.reasons)
@@ -365,42 +474,92 @@ def switch(state: StateStore, dataset: str, dest: S3Store, *, actor: str, run_id
     def publish() -> None:
         written.update(put_document(dest, key, json.dumps(doc, indent=2).encode(), content_type="application/json"))
 
-    evidence = {"source_fingerprint": pf.fingerprint, "verify_check": pf.verify.id if pf.verify else None,
-                "verify_run_id": pf.verify.run_id if pf.verify else None,
-                "validate_check": pf.validate.id if pf.validate else None,
-                "validate_run_id": pf.validate.run_id if pf.validate else None,
-                "validation_required": pf.validation_required, "routing": routing_url, "report": report_url}
-    t = state.transition(dataset, CUT_OVER, actor=actor, run_id=run_id, evidence=evidence, before_commit=publish,
-                         catalog={"authoritative": "s3", "authoritative_since": at, "authoritative_run_id": run_id,
-                                  "routing_url": routing_url, "report_url": report_url})
-    log.info("%s cut over to %s by %s (run %s); routing document %s", dataset, ds.dest_url, actor, run_id,
-             routing_url)
-    return {"dataset": dataset, "authoritative": "s3", "url": ds.dest_url, "since": at.isoformat(),
-            "routing": routing_url, "routing_version": written.get("version_id"), "transition_id": t.id,
-            "ledger_seq": t.ledger_seq, "report": report_url}
+    evidence = {
+        "source_fingerprint": pf.fingerprint,
+        "verify_check": pf.verify.id if pf.verify else None,
+        "verify_run_id": pf.verify.run_id if pf.verify else None,
+        "validate_check": pf.validate.id if pf.validate else None,
+        "validate_run_id": pf.validate.run_id if pf.validate else None,
+        "validation_required": pf.validation_required,
+        "routing": routing_url,
+        "report": report_url,
+    }
+    t = state.transition(
+        dataset,
+        CUT_OVER,
+        actor=actor,
+        run_id=run_id,
+        evidence=evidence,
+        before_commit=publish,
+        catalog={
+            "authoritative": "s3",
+            "authoritative_since": at,
+            "authoritative_run_id": run_id,
+            "routing_url": routing_url,
+            "report_url": report_url,
+        },
+    )
+    log.info("%s cut over to %s by %s (run %s); routing document %s", dataset, ds.dest_url, actor, run_id, routing_url)
+    return {
+        "dataset": dataset,
+        "authoritative": "s3",
+        "url": ds.dest_url,
+        "since": at.isoformat(),
+        "routing": routing_url,
+        "routing_version": written.get("version_id"),
+        "transition_id": t.id,
+        "ledger_seq": t.ledger_seq,
+        "report": report_url,
+    }
 
 
-def rollback(state: StateStore, dataset: str, dest: S3Store, *, actor: str, run_id: str,
-             reason: str = "") -> dict[str, Any]:
+def rollback(
+    state: StateStore, dataset: str, dest: S3Store, *, actor: str, run_id: str, reason: str = ""
+) -> dict[str, Any]:
     """Point the catalog and the routing document back at Azure; delete nothing."""
     ds = state.get(dataset)
     at = datetime.now(UTC)
     doc = routing_document(ds, authoritative="azure", since=at, run_id=run_id, actor=actor, report=ds.report_url)
-    doc["rolled_back_from"] = {"since": ds.authoritative_since.isoformat() if ds.authoritative_since else None,
-                               "run_id": ds.authoritative_run_id}
+    doc["rolled_back_from"] = {
+        "since": ds.authoritative_since.isoformat() if ds.authoritative_since else None,
+        "run_id": ds.authoritative_run_id,
+    }
     key = routing_key(dataset)
 
     def publish() -> None:
         put_document(dest, key, json.dumps(doc, indent=2).encode(), content_type="application/json")
 
-    t = state.transition(dataset, ROLLED_BACK, actor=actor, run_id=run_id, before_commit=publish,
-                         evidence={"reason": reason or "(none given)", "previous_cutover_run": ds.authoritative_run_id,
-                                   "deleted": "nothing (both copies kept)"},
-                         catalog={"authoritative": "azure", "authoritative_since": at, "authoritative_run_id": run_id})
-    state.record_run(dataset, run_id, "rollback", actor=actor, ok=True, started=at,
-                     summary={"reason": reason, "routing": f"s3://{dest.container}/{key}"})
-    return {"dataset": dataset, "authoritative": "azure", "url": ds.source_url, "since": at.isoformat(),
-            "routing": f"s3://{dest.container}/{key}", "transition_id": t.id, "ledger_seq": t.ledger_seq}
+    t = state.transition(
+        dataset,
+        ROLLED_BACK,
+        actor=actor,
+        run_id=run_id,
+        before_commit=publish,
+        evidence={
+            "reason": reason or "(none given)",
+            "previous_cutover_run": ds.authoritative_run_id,
+            "deleted": "nothing (both copies kept)",
+        },
+        catalog={"authoritative": "azure", "authoritative_since": at, "authoritative_run_id": run_id},
+    )
+    state.record_run(
+        dataset,
+        run_id,
+        "rollback",
+        actor=actor,
+        ok=True,
+        started=at,
+        summary={"reason": reason, "routing": f"s3://{dest.container}/{key}"},
+    )
+    return {
+        "dataset": dataset,
+        "authoritative": "azure",
+        "url": ds.source_url,
+        "since": at.isoformat(),
+        "routing": f"s3://{dest.container}/{key}",
+        "transition_id": t.id,
+        "ledger_seq": t.ledger_seq,
+    }
 
 
 # -- the whole cutover, in one process (the CLI; the DAG runs the same functions as tasks) --------------
@@ -451,57 +610,137 @@ def run_cutover(
     work.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     if report_key is None:
-        raise CutoverRefusedError(dataset, ["no report signing key: set HDH_MIGRATE_REPORT_KEY (CLI) or the "
-                                            "report key Connection (Airflow); a cutover without its signed report "
-                                            "is not allowed"])
+        raise CutoverRefusedError(
+            dataset,
+            [
+                "no report signing key: set HDH_MIGRATE_REPORT_KEY (CLI) or the "
+                "report key Connection (Airflow); a cutover without its signed report "
+                "is not allowed"
+            ],
+        )
     freezes: list[dict[str, Any]] = []
     synced: list[dict[str, Any]] = []
     fz = freeze_check(state, dataset, source, src, inventory_path=work / "freeze-inventory.parquet")
     freezes.append(fz.to_dict())
     if fz.changed and sync and ds.state != CUT_OVER:
         try:
-            synced.append((delta or run_delta_sync)(state, dataset, source, dest, src, dst, options=options,
-                                                    deletions=deletions, depth=depth, actor=actor, run_id=run_id,
-                                                    work_dir=work / "delta-sync"))
+            synced.append(
+                (delta or run_delta_sync)(
+                    state,
+                    dataset,
+                    source,
+                    dest,
+                    src,
+                    dst,
+                    options=options,
+                    deletions=deletions,
+                    depth=depth,
+                    actor=actor,
+                    run_id=run_id,
+                    work_dir=work / "delta-sync",
+                )
+            )
         except TransitionRefusedError:
             raise
         fz = freeze_check(state, dataset, source, src, inventory_path=work / "freeze-inventory-2.parquet")
         freezes.append(fz.to_dict())
     pf = preflight(state, dataset, fz.fingerprint)
     if fz.changed and sync and len(freezes) > 1 and pf.verify and pf.verify.ok:
-        pf.reasons.append("the source kept changing during the cutover (it changed again after the delta sync): "
-                          "freeze writes at the source, then trigger the cutover again")
+        pf.reasons.append(
+            "the source kept changing during the cutover (it changed again after the delta sync): "
+            "freeze writes at the source, then trigger the cutover again"
+        )
     at = datetime.now(UTC)
     prefix = audit_prefix(dataset, at)
     report_url = f"s3://{dest.container}/{prefix}report.json"
     if not pf.ok:
-        state.append_ledger(kind="cutover_refused", dataset=dataset, actor=actor, run_id=run_id,
-                            payload={"reasons": pf.reasons, "fingerprint": fz.fingerprint})
-        rep = report_mod.produce(state, dataset, dest, decision={"outcome": "refused", "reasons": pf.reasons},
-                                 actor=actor, run_id=run_id, started=started, work_dir=work, key=report_key,
-                                 prefix=prefix, freeze=freezes, preflight=pf, validations=validations,
-                                 retention=retention)
-        state.record_run(dataset, run_id, "cutover", actor=actor, ok=False, started=started,
-                         summary={"outcome": "refused", "reasons": pf.reasons, "report": rep["url"]})
+        state.append_ledger(
+            kind="cutover_refused",
+            dataset=dataset,
+            actor=actor,
+            run_id=run_id,
+            payload={"reasons": pf.reasons, "fingerprint": fz.fingerprint},
+        )
+        rep = report_mod.produce(
+            state,
+            dataset,
+            dest,
+            decision={"outcome": "refused", "reasons": pf.reasons},
+            actor=actor,
+            run_id=run_id,
+            started=started,
+            work_dir=work,
+            key=report_key,
+            prefix=prefix,
+            freeze=freezes,
+            preflight=pf,
+            validations=validations,
+            retention=retention,
+        )
+        state.record_run(
+            dataset,
+            run_id,
+            "cutover",
+            actor=actor,
+            ok=False,
+            started=started,
+            summary={"outcome": "refused", "reasons": pf.reasons, "report": rep["url"]},
+        )
         raise CutoverRefusedError(dataset, pf.reasons, report=rep["url"])
     sw = switch(state, dataset, dest, actor=actor, run_id=run_id, pf=pf, report_url=report_url)
-    rep = report_mod.produce(state, dataset, dest, decision={"outcome": "cut_over", "reasons": [], "switch": sw},
-                             actor=actor, run_id=run_id, started=started, work_dir=work, key=report_key,
-                             prefix=prefix, freeze=freezes, preflight=pf, validations=validations,
-                             retention=retention)
-    state.record_run(dataset, run_id, "cutover", actor=actor, ok=True, started=started,
-                     summary={"outcome": "cut_over", "routing": sw["routing"], "report": rep["url"]})
+    rep = report_mod.produce(
+        state,
+        dataset,
+        dest,
+        decision={"outcome": "cut_over", "reasons": [], "switch": sw},
+        actor=actor,
+        run_id=run_id,
+        started=started,
+        work_dir=work,
+        key=report_key,
+        prefix=prefix,
+        freeze=freezes,
+        preflight=pf,
+        validations=validations,
+        retention=retention,
+    )
+    state.record_run(
+        dataset,
+        run_id,
+        "cutover",
+        actor=actor,
+        ok=True,
+        started=started,
+        summary={"outcome": "cut_over", "routing": sw["routing"], "report": rep["url"]},
+    )
     return CutoverResult(dataset, True, [], freezes, [_brief_sync(s) for s in synced], sw, rep)
 
 
 def _brief_sync(s: dict[str, Any]) -> dict[str, Any]:
     d = s.get("delta", {})
-    return {"new": d.get("new"), "changed": d.get("changed"), "deleted": s.get("deleted", {}).get("count"),
-            "ok": s.get("ok"), "work_dir": s.get("work_dir")}
+    return {
+        "new": d.get("new"),
+        "changed": d.get("changed"),
+        "deleted": s.get("deleted", {}).get("count"),
+        "ok": s.get("ok"),
+        "work_dir": s.get("work_dir"),
+    }
 
 
 __all__ = [
-    "AUDIT_PREFIX", "ROUTING_PREFIX", "CutoverRefusedError", "CutoverResult", "FreezeCheck", "Preflight",
-    "freeze_check", "preflight", "read_routing", "record_migration_finished", "record_migration_started",
-    "record_validation", "rollback", "run_cutover", "switch",
+    "AUDIT_PREFIX",
+    "ROUTING_PREFIX",
+    "CutoverRefusedError",
+    "CutoverResult",
+    "FreezeCheck",
+    "Preflight",
+    "freeze_check",
+    "preflight",
+    "read_routing",
+    "record_migration_finished",
+    "record_migration_started",
+    "record_validation",
+    "rollback",
+    "run_cutover",
+    "switch",
 ]

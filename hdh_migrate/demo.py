@@ -38,8 +38,10 @@ SIZES = {"small": 0.1, "medium": 1.0, "large": 4.0}
 ROWS_PER_FILE = 250_000
 # The pools the DAG's tasks run in (created when missing; a task in a missing pool is never scheduled).
 # LocalExecutor runs at most 4 tasks at once here (parallelism 4 on 2 cores).
-POOLS = {"hdh_source_store": (2, "tasks that list the Azure source (inventory)"),
-         "hdh_dest_store": (4, "copy and verify shards: caps the shards in flight against the S3 store")}
+POOLS = {
+    "hdh_source_store": (2, "tasks that list the Azure source (inventory)"),
+    "hdh_dest_store": (4, "copy and verify shards: caps the shards in flight against the S3 store"),
+}
 SEED = 20240501
 
 
@@ -60,8 +62,9 @@ def _cli() -> str:
 
 
 def _run(argv: list[str], *, env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, env=env, text=True, check=False, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE if capture else None)
+    return subprocess.run(
+        argv, env=env, text=True, check=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if capture else None
+    )
 
 
 def seed_available(env: dict[str, str]) -> bool:
@@ -83,30 +86,58 @@ def _listing(container: str, prefix: str) -> dict[str, int]:
     return {o.name: o.size for o in store.list(prefix)}
 
 
-def seed(container: str, prefix: str, scale: float, state_dir: Path, env: dict[str, str], *,
-         force: bool = False) -> dict[str, Any]:
+def seed(
+    container: str, prefix: str, scale: float, state_dir: Path, env: dict[str, str], *, force: bool = False
+) -> dict[str, Any]:
     """Seed the four SNDS tables under azure://container/prefix; skip when the same data is already there."""
     rows = {t: max(1000, int(n * scale)) for t, n in TABLE_ROWS.items()}
     universe = rows["IR_BEN_R"]
-    plan = {"container": container, "prefix": prefix, "rows": rows, "universe": universe, "seed": SEED,
-            "rows_per_file": ROWS_PER_FILE}
+    plan = {
+        "container": container,
+        "prefix": prefix,
+        "rows": rows,
+        "universe": universe,
+        "seed": SEED,
+        "rows_per_file": ROWS_PER_FILE,
+    }
     stamp = state_dir / "seed.json"
     try:
         previous = json.loads(stamp.read_text())
     except (OSError, ValueError):
         previous = None
-    if not force and previous and previous.get("plan") == plan and previous.get("objects") == _listing(container,
-                                                                                                        prefix):
+    if (
+        not force
+        and previous
+        and previous.get("plan") == plan
+        and previous.get("objects") == _listing(container, prefix)
+    ):
         total = sum(previous["objects"].values())
-        say(f"    already seeded: {len(previous['objects'])} files, {human_bytes(total)} "
-            f"under azure://{container}/{prefix} (--reseed to write them again)")
+        say(
+            f"    already seeded: {len(previous['objects'])} files, {human_bytes(total)} "
+            f"under azure://{container}/{prefix} (--reseed to write them again)"
+        )
         return previous
     _listing(container, prefix)  # creates the container
     for table, n in rows.items():
         t0 = time.monotonic()
-        argv = [_cli(), "seed", "--schema", str(SCHEMA), "--table", table, "--rows", str(n),
-                "--universe", str(universe), "--seed", str(SEED), "--rows-per-file", str(ROWS_PER_FILE),
-                "--json", f"azure://{container}/{prefix}"]
+        argv = [
+            _cli(),
+            "seed",
+            "--schema",
+            str(SCHEMA),
+            "--table",
+            table,
+            "--rows",
+            str(n),
+            "--universe",
+            str(universe),
+            "--seed",
+            str(SEED),
+            "--rows-per-file",
+            str(ROWS_PER_FILE),
+            "--json",
+            f"azure://{container}/{prefix}",
+        ]
         r = _run(argv, env=env, capture=True)
         if r.returncode != 0:
             raise DemoError(f"hdh-migrate seed failed for {table} (exit {r.returncode}); command: {' '.join(argv)}")
@@ -149,30 +180,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="A synthetic SNDS dataset moved from Azurite to SeaweedFS by the Airflow DAG "
         "hdh_migrate_dataset, all on 127.0.0.1; prints the UI address, login and results.",
     )
-    p.add_argument("--size", choices=sorted(SIZES), default=os.environ.get("HDH_DEMO_SIZE", "medium"),
-                   help="dataset size: small ~30 MB, medium ~285 MB (default), large ~1.1 GB")
+    p.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default=os.environ.get("HDH_DEMO_SIZE", "medium"),
+        help="dataset size: small ~30 MB, medium ~285 MB (default), large ~1.1 GB",
+    )
     p.add_argument("--reseed", action="store_true", help="write the source data again even if already there")
     p.add_argument("--container", default="snds-demo", help="Azure container of the source (default snds-demo)")
     p.add_argument("--source-prefix", default=None, help="prefix of the tables in the container (default snds/SIZE/)")
     p.add_argument("--bucket", default="hdh-demo", help="destination bucket (default hdh-demo)")
-    p.add_argument("--dest-prefix", default=None, help="destination prefix (default snds/SIZE/; a second run "
-                   "then shows that already-copied objects are skipped)")
-    p.add_argument("--shard-max-objects", type=int, default=2,
-                   help="the DAG's shard_max_objects Param, if it has one (default 2: several shards to watch)")
+    p.add_argument(
+        "--dest-prefix",
+        default=None,
+        help="destination prefix (default snds/SIZE/; a second run then shows that already-copied objects are skipped)",
+    )
+    p.add_argument(
+        "--shard-max-objects",
+        type=int,
+        default=2,
+        help="the DAG's shard_max_objects Param, if it has one (default 2: several shards to watch)",
+    )
     p.add_argument("--verify", choices=("quick", "full", "both"), default="full", help="the DAG's verify Param")
     p.add_argument("--max-parallel", type=int, default=4, help="the DAG's max_parallel Param (default 4)")
     p.add_argument("--part-size-mib", type=int, default=8, help="the DAG's part_size_mib Param (default 8)")
     p.add_argument("--dry-run", action="store_true", help="trigger the DAG with dry_run=true")
     p.add_argument("--home", default=str(root / "var" / "airflow"), help="AIRFLOW_HOME (default var/airflow)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("HDH_DEMO_PORT", "0")) or None,
-                   help="API/UI port (default 8080 when free, else any free port)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("HDH_DEMO_PORT", "0")) or None,
+        help="API/UI port (default 8080 when free, else any free port)",
+    )
     p.add_argument("--dags-folder", default=str(root / "dags"), help="DAGs folder (default dags/)")
     p.add_argument("--timeout", type=float, default=3600, help="give up on the run after this many seconds")
     wait = p.add_mutually_exclusive_group()
-    wait.add_argument("--no-wait", action="store_true", default=os.environ.get("HDH_DEMO_NO_WAIT", "") not in ("", "0"),
-                      help="stop Airflow and exit right after the report (also HDH_DEMO_NO_WAIT=1)")
-    wait.add_argument("--detach", action="store_true",
-                      help="exit after the report but leave Airflow running (stop it with the printed command)")
+    wait.add_argument(
+        "--no-wait",
+        action="store_true",
+        default=os.environ.get("HDH_DEMO_NO_WAIT", "") not in ("", "0"),
+        help="stop Airflow and exit right after the report (also HDH_DEMO_NO_WAIT=1)",
+    )
+    wait.add_argument(
+        "--detach",
+        action="store_true",
+        help="exit after the report but leave Airflow running (stop it with the printed command)",
+    )
     args = p.parse_args(argv)
     # one prefix per size: a smaller dataset seeded over a bigger one would leave its extra files behind
     args.source_prefix = args.source_prefix or f"snds/{args.size}/"
@@ -197,12 +250,22 @@ def main(argv: list[str] | None = None) -> int:
             raise DemoError("hdh-migrate rig up failed (see above)")
 
         if not seed_available(env):
-            raise DemoError("'hdh-migrate seed' is not available yet (hdh_migrate/seed.py and cli_data.py): "
-                            "the demo needs it to write the synthetic SNDS tables into Azurite")
-        step(f"seed: the four SNDS tables of {SCHEMA.name} ({args.size}) into azure://{args.container}/"
-             f"{args.source_prefix}")
-        seeded = seed(args.container, args.source_prefix, SIZES[args.size], Path(args.home).parent / "demo", env,
-                      force=args.reseed)
+            raise DemoError(
+                "'hdh-migrate seed' is not available yet (hdh_migrate/seed.py and cli_data.py): "
+                "the demo needs it to write the synthetic SNDS tables into Azurite"
+            )
+        step(
+            f"seed: the four SNDS tables of {SCHEMA.name} ({args.size}) into azure://{args.container}/"
+            f"{args.source_prefix}"
+        )
+        seeded = seed(
+            args.container,
+            args.source_prefix,
+            SIZES[args.size],
+            Path(args.home).parent / "demo",
+            env,
+            force=args.reseed,
+        )
         source_bytes = sum(seeded["objects"].values())
 
         if not dag_file.exists():
@@ -219,11 +282,17 @@ def main(argv: list[str] | None = None) -> int:
             key_file.touch(mode=0o600)
             key_file.write_text(secrets.token_urlsafe(32))
         af = airflow_local.start(
-            args.home, port, replace=True, say=say, dags_folder=dags,
-            extra_env={"HDH_MIGRATE_WORK_DIR": str(state_dir / "runs"),
-                       "HDH_MIGRATE_DB_URL": f"sqlite:///{state_dir / 'state.db'}",
-                       "HDH_MIGRATE_HOME": str(state_dir),
-                       "HDH_MIGRATE_REPORT_KEY": key_file.read_text().strip()},
+            args.home,
+            port,
+            replace=True,
+            say=say,
+            dags_folder=dags,
+            extra_env={
+                "HDH_MIGRATE_WORK_DIR": str(state_dir / "runs"),
+                "HDH_MIGRATE_DB_URL": f"sqlite:///{state_dir / 'state.db'}",
+                "HDH_MIGRATE_HOME": str(state_dir),
+                "HDH_MIGRATE_REPORT_KEY": key_file.read_text().strip(),
+            },
         )
         seconds = af.wait_healthy()
         say(f"    ready in {seconds:.1f} s at {af.url}")
@@ -265,8 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         run_url = af.run_url(DAG_ID, run_id)
         say()
         say("=" * 100)
-        say(f" run {run_id} of {DAG_ID}: {state.upper()} in {run_seconds:.0f} s "
-            f"({human_bytes(source_bytes)} of source data)")
+        say(
+            f" run {run_id} of {DAG_ID}: {state.upper()} in {run_seconds:.0f} s "
+            f"({human_bytes(source_bytes)} of source data)"
+        )
         say(f" Airflow UI:  {af.url}   (this run: {run_url})")
         say(f" login:       {af.username} / {af.password}   (from {af.home / airflow_local.PASSWORDS_FILE})")
         if results_dir:
@@ -285,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             say(" what to do:  the alert line (HDH-MIGRATE ALERT ...) is in each failed task's log; docs/RUNBOOK.md")
         say(f" source:      azure://{args.container}/{args.source_prefix}  (Azurite, 127.0.0.1:{rig.AZURE_PORT})")
         say(f" destination: s3://{args.bucket}/{args.dest_prefix}  (SeaweedFS, 127.0.0.1:{rig.S3_PORT})")
-        say(f" check again: eval \"$(.venv/bin/hdh-migrate rig env)\" && .venv/bin/hdh-migrate verify "
-            f"azure://{args.container}/{args.source_prefix} s3://{args.bucket}/{args.dest_prefix} --depth full")
+        say(
+            f' check again: eval "$(.venv/bin/hdh-migrate rig env)" && .venv/bin/hdh-migrate verify '
+            f"azure://{args.container}/{args.source_prefix} s3://{args.bucket}/{args.dest_prefix} --depth full"
+        )
         code = 0 if state == "success" else 1
         if state == "success" and not args.dry_run:
             # the switch itself: freeze check, every check green, catalog + routing document, signed report
@@ -300,16 +373,20 @@ def main(argv: list[str] | None = None) -> int:
                 say(f" audit report (JSON, signed):            {rep.get('local')}")
                 if rep.get("url"):
                     say(f" audit report at the destination:       {rep['url']}")
-                say(f" check its signature: HDH_MIGRATE_REPORT_KEY=$(cat {key_file}) "
-                    f".venv/bin/hdh-migrate report verify {rep.get('local')}")
+                say(
+                    f" check its signature: HDH_MIGRATE_REPORT_KEY=$(cat {key_file}) "
+                    f".venv/bin/hdh-migrate report verify {rep.get('local')}"
+                )
             code = 0 if cut_state == "success" else 1
         say(f" total demo time {time.monotonic() - t_start:.0f} s")
         say("=" * 100)
 
         if args.detach:
             keep_running = True
-            say(f"Airflow keeps running at {af.url}; stop it with: "
-                f"{sys.executable} -m hdh_migrate.airflow_local stop {af.home}")
+            say(
+                f"Airflow keeps running at {af.url}; stop it with: "
+                f"{sys.executable} -m hdh_migrate.airflow_local stop {af.home}"
+            )
         elif not args.no_wait:
             say(f"Airflow keeps running at {af.url} so you can browse the run; press Ctrl-C to stop it.")
             while True:
@@ -324,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if af is not None and not keep_running:
             af.stop()
-        say("The rig (Azurite, SeaweedFS) is left running for the next run; stop it with: "
-            ".venv/bin/hdh-migrate rig down")
+        say(
+            "The rig (Azurite, SeaweedFS) is left running for the next run; stop it with: "
+            ".venv/bin/hdh-migrate rig down"
+        )
 
 
 if __name__ == "__main__":

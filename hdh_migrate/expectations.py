@@ -34,8 +34,14 @@ _REGEX_BY_KIND = {
     "yearmonth": r"^[0-9]{4}(?:0[1-9]|1[0-2])$",
     "month": r"^(?:0[1-9]|1[0-2])$",
 }
-_GX_TYPE = {"int64": "int64", "double": "float64", "bool": "bool", "string": "str", "date32[day]": "datetime64",
-            "timestamp[ms]": "datetime64"}
+_GX_TYPE = {
+    "int64": "int64",
+    "double": "float64",
+    "bool": "bool",
+    "string": "str",
+    "date32[day]": "datetime64",
+    "timestamp[ms]": "datetime64",
+}
 DEFAULT_DIR = Path("expectations")
 
 
@@ -54,8 +60,13 @@ class SuiteWriteResult:
     replaced_by_hand: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "table": self.table, "derived": self.derived,
-                "hand_kept": self.hand_kept, "replaced_by_hand": self.replaced_by_hand}
+        return {
+            "path": str(self.path),
+            "table": self.table,
+            "derived": self.derived,
+            "hand_kept": self.hand_kept,
+            "replaced_by_hand": self.replaced_by_hand,
+        }
 
 
 def gx_type(f: Field) -> str:
@@ -75,25 +86,45 @@ def _number(value: Any, kind: str) -> Any:
 
 def derive_expectations(table: TableSchema) -> list[dict[str, Any]]:
     """The expectations the published model implies for one table, in column order."""
-    out = [_exp("expect_table_columns_to_match_ordered_list", "column set and order of the published model",
-                column_list=table.column_names)]
+    out = [
+        _exp(
+            "expect_table_columns_to_match_ordered_list",
+            "column set and order of the published model",
+            column_list=table.column_names,
+        )
+    ]
     pk = table.primary_key
     for f in table.fields:
         kind = f.kind
-        out.append(_exp("expect_column_values_to_be_of_type", f"type {f.type} stored as {arrow_type(f)}",
-                        column=f.name, type_=gx_type(f)))
+        out.append(
+            _exp(
+                "expect_column_values_to_be_of_type",
+                f"type {f.type} stored as {arrow_type(f)}",
+                column=f.name,
+                type_=gx_type(f),
+            )
+        )
         if f.name in pk or f.required:
-            out.append(_exp("expect_column_values_to_not_be_null",
-                            "primary key column" if f.name in pk else "required", column=f.name))
+            out.append(
+                _exp(
+                    "expect_column_values_to_not_be_null",
+                    "primary key column" if f.name in pk else "required",
+                    column=f.name,
+                )
+            )
         if f.unique or pk == (f.name,):
-            out.append(_exp("expect_column_values_to_be_unique",
-                            "unique constraint" if f.unique else "primary key", column=f.name))
+            out.append(
+                _exp(
+                    "expect_column_values_to_be_unique",
+                    "unique constraint" if f.unique else "primary key",
+                    column=f.name,
+                )
+            )
         enum = [v for v in (f.constraints.get("enum") or []) if str(v) not in table.missing_values]
         if enum:
             if kind in ("integer", "number"):
                 enum = [_number(v, kind) for v in enum]
-            out.append(_exp("expect_column_values_to_be_in_set", "enum constraint", column=f.name,
-                            value_set=enum))
+            out.append(_exp("expect_column_values_to_be_in_set", "enum constraint", column=f.name, value_set=enum))
         if kind in ("integer", "number"):
             lo, hi = f.minimum, f.maximum
             why = "minimum/maximum constraints"
@@ -111,8 +142,14 @@ def derive_expectations(table: TableSchema) -> list[dict[str, Any]]:
                     kwargs["max_value"] = _number(hi, kind)
                 out.append(_exp("expect_column_values_to_be_between", why, **kwargs))
         elif kind in _REGEX_BY_KIND:
-            out.append(_exp("expect_column_values_to_match_regex", f"{kind} written as text", column=f.name,
-                            regex=_REGEX_BY_KIND[kind]))
+            out.append(
+                _exp(
+                    "expect_column_values_to_match_regex",
+                    f"{kind} written as text",
+                    column=f.name,
+                    regex=_REGEX_BY_KIND[kind],
+                )
+            )
         elif arrow_type(f) == arrow_type(Field("x", "string")):
             if f.max_length is not None or f.min_length is not None:
                 kwargs = {"column": f.name}
@@ -122,11 +159,18 @@ def derive_expectations(table: TableSchema) -> list[dict[str, Any]]:
                     kwargs["max_value"] = f.max_length
                 out.append(_exp("expect_column_value_lengths_to_be_between", "length / minLength", **kwargs))
             if f.pattern:
-                out.append(_exp("expect_column_values_to_match_regex", "pattern constraint", column=f.name,
-                                regex=f.pattern))
+                out.append(
+                    _exp("expect_column_values_to_match_regex", "pattern constraint", column=f.name, regex=f.pattern)
+                )
             elif kind == "id":
-                out.append(_exp("expect_column_values_to_match_regex", "pseudonymised id", column=f.name,
-                                regex=ID_REGEX.format(n=f.max_length)))
+                out.append(
+                    _exp(
+                        "expect_column_values_to_match_regex",
+                        "pseudonymised id",
+                        column=f.name,
+                        regex=ID_REGEX.format(n=f.max_length),
+                    )
+                )
     if len(pk) > 1:
         out.append(_exp("expect_compound_columns_to_be_unique", "primary key", column_list=list(pk)))
     return out
@@ -152,8 +196,10 @@ def table_meta(table: TableSchema, schema: SchemaFile | None = None) -> dict[str
         "columns": {f.name: str(arrow_type(f)) for f in table.fields},
         "primary_key": list(table.primary_key),
         "unique": [f.name for f in table.fields if f.unique],
-        "foreign_keys": [{"fields": list(fk.fields), "resource": fk.resource,
-                          "reference_fields": list(fk.reference_fields)} for fk in table.foreign_keys],
+        "foreign_keys": [
+            {"fields": list(fk.fields), "resource": fk.resource, "reference_fields": list(fk.reference_fields)}
+            for fk in table.foreign_keys
+        ],
         "generated_by": "hdh-migrate expectations from-schema",
     }
     if schema is not None:
@@ -195,8 +241,10 @@ def read_suite_document(path: str | Path) -> dict[str, Any]:
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SuiteError(f"suite file {p} does not exist",
-                         hint="derive it with: hdh-migrate expectations from-schema SCHEMA.json --table NAME") from None
+        raise SuiteError(
+            f"suite file {p} does not exist",
+            hint="derive it with: hdh-migrate expectations from-schema SCHEMA.json --table NAME",
+        ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise SuiteError(f"cannot read the suite file {p}: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):

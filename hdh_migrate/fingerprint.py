@@ -58,8 +58,9 @@ def fingerprint_inventory(path: str | Path, *, batch_rows: int = 50_000) -> str:
     fp = Fingerprint()
     pf = pq.ParquetFile(path)
     for batch in pf.iter_batches(batch_size=batch_rows, columns=["name", "etag", "size"]):
-        for name, etag, size in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(),
-                                    batch.column(2).to_pylist(), strict=True):
+        for name, etag, size in zip(
+            batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist(), strict=True
+        ):
             fp.add(name, etag, size)
     return fp.value
 

@@ -120,8 +120,17 @@ def run_copy(
             assert feed is not None
             try:
                 verified["summary"] = verify_inventory(
-                    source, dest, src, dst, inv, work, depth=verify, workers=options.workers,
-                    progress_stream=progress_stream, show_progress=False, objects=feed,
+                    source,
+                    dest,
+                    src,
+                    dst,
+                    inv,
+                    work,
+                    depth=verify,
+                    workers=options.workers,
+                    progress_stream=progress_stream,
+                    show_progress=False,
+                    objects=feed,
                 )
             except BaseException as exc:  # reported by the main thread after the copy
                 verified["error"] = exc
@@ -203,8 +212,17 @@ def run_verify(
     started = _now()
     inv = take_inventory(source, src, work / "inventory.parquet")
     summary = verify_inventory(
-        source, dest, src, dst, inv, work,
-        depth=depth, workers=workers, extras=extras, progress_stream=progress_stream, show_progress=show_progress,
+        source,
+        dest,
+        src,
+        dst,
+        inv,
+        work,
+        depth=depth,
+        workers=workers,
+        extras=extras,
+        progress_stream=progress_stream,
+        show_progress=show_progress,
     )
     summary["started"] = started
     _write_summary(work, summary)

@@ -56,10 +56,18 @@ def utc_iso(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def record_hash(*, at: str, kind: str, dataset: str | None, actor: str | None, run_id: str | None,
-                payload: str, prev_hash: str) -> str:
-    body = {"at": at, "kind": kind, "dataset": dataset, "actor": actor, "run_id": run_id, "payload": payload,
-            "prev_hash": prev_hash}
+def record_hash(
+    *, at: str, kind: str, dataset: str | None, actor: str | None, run_id: str | None, payload: str, prev_hash: str
+) -> str:
+    body = {
+        "at": at,
+        "kind": kind,
+        "dataset": dataset,
+        "actor": actor,
+        "run_id": run_id,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
     return hashlib.sha256((prev_hash + canonical(body)).encode("utf-8")).hexdigest()
 
 
@@ -76,8 +84,17 @@ class LedgerRecord:
     hash: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": self.at, "kind": self.kind, "dataset": self.dataset, "actor": self.actor,
-                "run_id": self.run_id, "payload": self.payload, "prev_hash": self.prev_hash, "hash": self.hash}
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "actor": self.actor,
+            "run_id": self.run_id,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
 
 def lock_for_append(conn: Connection) -> None:
@@ -96,8 +113,16 @@ def head(conn: Connection) -> tuple[int, str] | None:
     return (int(row.seq), str(row.hash)) if row else None
 
 
-def append(conn: Connection, *, kind: str, dataset: str | None, actor: str | None, run_id: str | None,
-           payload: dict[str, Any], at: datetime | None = None) -> LedgerRecord:
+def append(
+    conn: Connection,
+    *,
+    kind: str,
+    dataset: str | None,
+    actor: str | None,
+    run_id: str | None,
+    payload: dict[str, Any],
+    at: datetime | None = None,
+) -> LedgerRecord:
     """Append one record inside the caller's transaction (so it commits or rolls back with the change)."""
     lock_for_append(conn)
     last = head(conn)
@@ -105,8 +130,19 @@ def append(conn: Connection, *, kind: str, dataset: str | None, actor: str | Non
     at_s = utc_iso(at)
     text = canonical(payload)
     h = record_hash(at=at_s, kind=kind, dataset=dataset, actor=actor, run_id=run_id, payload=text, prev_hash=prev)
-    conn.execute(LEDGER.insert().values(seq=seq, at=at_s, kind=kind, dataset=dataset, actor=actor, run_id=run_id,
-                                        payload=text, prev_hash=prev, hash=h))
+    conn.execute(
+        LEDGER.insert().values(
+            seq=seq,
+            at=at_s,
+            kind=kind,
+            dataset=dataset,
+            actor=actor,
+            run_id=run_id,
+            payload=text,
+            prev_hash=prev,
+            hash=h,
+        )
+    )
     return LedgerRecord(seq, at_s, kind, dataset, actor, run_id, json.loads(text), prev, h)
 
 
@@ -136,8 +172,14 @@ class LedgerVerdict:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "records": self.records, "head_seq": self.head_seq, "head_hash": self.head_hash,
-                "broken_seq": self.broken_seq, "reason": self.reason}
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "broken_seq": self.broken_seq,
+            "reason": self.reason,
+        }
 
 
 def verify_ledger(conn: Connection, *, anchors: Iterable[tuple[int, str]] = ()) -> LedgerVerdict:
@@ -160,24 +202,42 @@ def verify_ledger(conn: Connection, *, anchors: Iterable[tuple[int, str]] = ()) 
     for r in rows:
         count += 1
         seq = int(r.seq)
-        computed = record_hash(at=r.at, kind=r.kind, dataset=r.dataset, actor=r.actor, run_id=r.run_id,
-                               payload=r.payload, prev_hash=r.prev_hash)
+        computed = record_hash(
+            at=r.at,
+            kind=r.kind,
+            dataset=r.dataset,
+            actor=r.actor,
+            run_id=r.run_id,
+            payload=r.payload,
+            prev_hash=r.prev_hash,
+        )
         if computed != r.hash:
-            return _broken(count, last_seq, prev, seq,
-                           f"record {seq} was edited: its content no longer matches its hash "
-                           f"(recorded {r.hash[:16]}..., computed {computed[:16]}...)")
+            return _broken(
+                count,
+                last_seq,
+                prev,
+                seq,
+                f"record {seq} was edited: its content no longer matches its hash "
+                f"(recorded {r.hash[:16]}..., computed {computed[:16]}...)",
+            )
         if seq != expected_seq:
             missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq} to {seq - 1}"
-            return _broken(count, last_seq, prev, expected_seq,
-                           f"record(s) {missing} are missing: removed from the ledger (next present is {seq})")
+            return _broken(
+                count,
+                last_seq,
+                prev,
+                expected_seq,
+                f"record(s) {missing} are missing: removed from the ledger (next present is {seq})",
+            )
         if r.prev_hash != prev:
             linked = position.get(str(r.prev_hash))
             if linked is not None:
-                why = (f"record {seq} links to record {linked}, not to the record before it: records were "
-                       "reordered")
+                why = f"record {seq} links to record {linked}, not to the record before it: records were reordered"
             else:
-                why = (f"record {seq} links to a record that is not in the ledger: the record before it was "
-                       "removed or replaced")
+                why = (
+                    f"record {seq} links to a record that is not in the ledger: the record before it was "
+                    "removed or replaced"
+                )
             return _broken(count, last_seq, prev, seq, why)
         prev = str(r.hash)
         last_seq = seq
@@ -185,9 +245,12 @@ def verify_ledger(conn: Connection, *, anchors: Iterable[tuple[int, str]] = ()) 
     for a_seq, a_hash in anchors:
         at = position.get(a_hash)
         if at != a_seq:
-            why = (f"record {a_seq} (hash {a_hash[:16]}..., recorded in a signed report) is not in the ledger: "
-                   "records were removed from its end" if at is None else
-                   f"the record with the anchored hash is at seq {at}, not {a_seq}")
+            why = (
+                f"record {a_seq} (hash {a_hash[:16]}..., recorded in a signed report) is not in the ledger: "
+                "records were removed from its end"
+                if at is None
+                else f"the record with the anchored hash is at seq {at}, not {a_seq}"
+            )
             return LedgerVerdict(False, count, last_seq, prev if last_seq else None, a_seq, why)
     return LedgerVerdict(True, count, last_seq, prev if last_seq else None)
 

@@ -61,8 +61,10 @@ def _string_hashes(arr: pa.Array, col_salt: int) -> np.ndarray:
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
     start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(bufs[2], dtype=np.uint8, count=end - start, offset=start) if end > start else (
-        np.zeros(0, dtype=np.uint8)
+    data = (
+        np.frombuffer(bufs[2], dtype=np.uint8, count=end - start, offset=start)
+        if end > start
+        else (np.zeros(0, dtype=np.uint8))
     )
     lengths = np.diff(offsets)
     if data.size:
@@ -111,9 +113,13 @@ def value_hashes(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
     bits = _fixed_width_bits(arr)
     if bits is not None:
         h = mix64(bits ^ U64(s))
-    elif pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_binary(
-        arr.type
-    ) or pa.types.is_large_binary(arr.type) or pa.types.is_string_view(arr.type):
+    elif (
+        pa.types.is_string(arr.type)
+        or pa.types.is_large_string(arr.type)
+        or pa.types.is_binary(arr.type)
+        or pa.types.is_large_binary(arr.type)
+        or pa.types.is_string_view(arr.type)
+    ):
         h = _string_hashes(arr, s)
     else:
         try:

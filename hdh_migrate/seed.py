@@ -75,8 +75,14 @@ class SeedResult:
     format: str = "parquet"
 
     def to_dict(self) -> dict[str, object]:
-        return {"table": self.table, "url": self.url, "rows": self.rows, "files": list(self.files),
-                "bytes": self.bytes, "format": self.format}
+        return {
+            "table": self.table,
+            "url": self.url,
+            "rows": self.rows,
+            "files": list(self.files),
+            "bytes": self.bytes,
+            "format": self.format,
+        }
 
 
 # -- value builders ------------------------------------------------------------------------------------
@@ -117,7 +123,7 @@ def pseudonym(index: np.ndarray, key: int, width: int = 17) -> np.ndarray:
         while remaining > 0:
             filler = mix64(filler ^ U64(0xA5A5A5A5A5A5A5A5))
             take = min(12, remaining)
-            parts.insert(0, _strings(filler, _ALNUM, 12)[:, 12 - take:])
+            parts.insert(0, _strings(filler, _ALNUM, 12)[:, 12 - take :])
             remaining -= take
         return np.concatenate(parts, axis=1)
     cap = 36**width
@@ -437,19 +443,26 @@ def seed_table(
 
     def batches(lo: int, hi: int) -> Iterator[pa.Table]:
         for s in range(lo, hi, row_group_size):
-            yield generate_rows(table, s, min(hi, s + row_group_size), seed=seed, universe=universe,
-                                schemas=schemas)
+            yield generate_rows(table, s, min(hi, s + row_group_size), seed=seed, universe=universe, schemas=schemas)
 
     def upload(name: str, data: bytes) -> None:
-        st.put(name, data, content_type=content_type, md5=hashlib.md5(data).digest(),  # type: ignore[attr-defined]
-               metadata={"hdh_seed": str(seed), "hdh_table": table.name})
+        st.put(
+            name,
+            data,
+            content_type=content_type,
+            md5=hashlib.md5(data).digest(),  # type: ignore[attr-defined]
+            metadata={"hdh_seed": str(seed), "hdh_table": table.name},
+        )
 
     pending: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=2) as pool:
         for part, lo in enumerate(range(0, max(rows, 1), rows_per_file)):
             hi = min(rows, lo + rows_per_file)
-            data = (_parquet_bytes(batches(lo, hi), schema, row_group_size) if fmt == "parquet"
-                    else _csv_bytes(batches(lo, hi), schema))
+            data = (
+                _parquet_bytes(batches(lo, hi), schema, row_group_size)
+                if fmt == "parquet"
+                else _csv_bytes(batches(lo, hi), schema)
+            )
             name = f"{loc.prefix}{table.name}/part-{part:05d}.{fmt}"
             while len(pending) >= 2:
                 pending.pop(0).result()
@@ -458,8 +471,7 @@ def seed_table(
             result.bytes += len(data)
         for fut in pending:
             fut.result()
-    log.info("seeded %s: %d rows in %d %s files (%d bytes)", table.name, rows, len(result.files), fmt,
-             result.bytes)
+    log.info("seeded %s: %d rows in %d %s files (%d bytes)", table.name, rows, len(result.files), fmt, result.bytes)
     return result
 
 

@@ -38,7 +38,14 @@ from .errors import ConfigError, PermanentError
 from .ledger import LEDGER, LedgerVerdict
 
 PLANNED, COPYING, COPIED, VERIFIED, VALIDATED, CUT_OVER, ROLLED_BACK = (
-    "planned", "copying", "copied", "verified", "validated", "cut_over", "rolled_back")
+    "planned",
+    "copying",
+    "copied",
+    "verified",
+    "validated",
+    "cut_over",
+    "rolled_back",
+)
 STATES = (PLANNED, COPYING, COPIED, VERIFIED, VALIDATED, CUT_OVER, ROLLED_BACK)
 
 #: to_state -> the states it may be entered from. Re-copying (a delta sync) is allowed from any state
@@ -56,7 +63,8 @@ CHECK_KINDS = ("verify", "validate")
 metadata = sa.MetaData()
 
 DATASETS = sa.Table(
-    "datasets", metadata,
+    "datasets",
+    metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("source_url", sa.Text, nullable=False),
     sa.Column("dest_url", sa.Text, nullable=False),
@@ -79,7 +87,8 @@ DATASETS = sa.Table(
 )
 
 TRANSITIONS = sa.Table(
-    "transitions", metadata,
+    "transitions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dataset", sa.String(100), sa.ForeignKey("datasets.name"), nullable=False, index=True),
     sa.Column("from_state", sa.String(20), nullable=False),
@@ -92,7 +101,8 @@ TRANSITIONS = sa.Table(
 )
 
 CHECKS = sa.Table(
-    "checks", metadata,
+    "checks",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dataset", sa.String(100), sa.ForeignKey("datasets.name"), nullable=False, index=True),
     sa.Column("kind", sa.String(20), nullable=False),
@@ -106,7 +116,8 @@ CHECKS = sa.Table(
 )
 
 RUNS = sa.Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dataset", sa.String(100), sa.ForeignKey("datasets.name"), nullable=False, index=True),
     sa.Column("run_id", sa.String(250), nullable=False),
@@ -125,8 +136,9 @@ class TransitionRefusedError(PermanentError):
 
     code = "transition_refused"
 
-    def __init__(self, message: str, *, hint: str | None = None, current: str | None = None,
-                 allowed: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, current: str | None = None, allowed: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message, hint=hint)
         self.current = current
         self.allowed = allowed
@@ -232,8 +244,10 @@ class Run:
     ledger_seq: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"started": self.started.isoformat() if self.started else None,
-                               "finished": self.finished.isoformat()}
+        return asdict(self) | {
+            "started": self.started.isoformat() if self.started else None,
+            "finished": self.finished.isoformat(),
+        }
 
 
 def _dataset(row: Any) -> DatasetStatus:
@@ -351,8 +365,16 @@ class StateStore:
         self.engine.dispose()
 
     # datasets -------------------------------------------------------------------------------------
-    def ensure_dataset(self, name: str, source_url: str, dest_url: str, *, actor: str,
-                       validation_required: bool | None = None, run_id: str | None = None) -> DatasetStatus:
+    def ensure_dataset(
+        self,
+        name: str,
+        source_url: str,
+        dest_url: str,
+        *,
+        actor: str,
+        validation_required: bool | None = None,
+        run_id: str | None = None,
+    ) -> DatasetStatus:
         """Register a dataset (state ``planned``, Azure authoritative), or return it if it exists.
 
         Its locations are fixed once registered: moving a dataset elsewhere is a new dataset, so the
@@ -368,30 +390,63 @@ class StateStore:
             if row is None:
                 t = now()
                 required = True if validation_required is None else validation_required
-                rec = ledger_mod.append(conn, kind="dataset_registered", dataset=name, actor=actor, run_id=run_id,
-                                        payload={"source_url": source_url, "dest_url": dest_url,
-                                                 "validation_required": required})
-                conn.execute(DATASETS.insert().values(
-                    name=name, source_url=source_url, dest_url=dest_url, state=PLANNED,
-                    validation_required=required, authoritative="azure", created_at=t, updated_at=t))
-                conn.execute(TRANSITIONS.insert().values(
-                    dataset=name, from_state="", to_state=PLANNED, at=t, actor=actor, run_id=run_id,
-                    evidence={"registered": True}, ledger_seq=rec.seq))
+                rec = ledger_mod.append(
+                    conn,
+                    kind="dataset_registered",
+                    dataset=name,
+                    actor=actor,
+                    run_id=run_id,
+                    payload={"source_url": source_url, "dest_url": dest_url, "validation_required": required},
+                )
+                conn.execute(
+                    DATASETS.insert().values(
+                        name=name,
+                        source_url=source_url,
+                        dest_url=dest_url,
+                        state=PLANNED,
+                        validation_required=required,
+                        authoritative="azure",
+                        created_at=t,
+                        updated_at=t,
+                    )
+                )
+                conn.execute(
+                    TRANSITIONS.insert().values(
+                        dataset=name,
+                        from_state="",
+                        to_state=PLANNED,
+                        at=t,
+                        actor=actor,
+                        run_id=run_id,
+                        evidence={"registered": True},
+                        ledger_seq=rec.seq,
+                    )
+                )
             else:
                 ds = _dataset(row)
-                if (ds.source_url.rstrip("/"), ds.dest_url.rstrip("/")) != (source_url.rstrip("/"),
-                                                                            dest_url.rstrip("/")):
+                if (ds.source_url.rstrip("/"), ds.dest_url.rstrip("/")) != (
+                    source_url.rstrip("/"),
+                    dest_url.rstrip("/"),
+                ):
                     raise ConfigError(
                         f"dataset {name!r} is registered with {ds.source_url} -> {ds.dest_url}, not "
                         f"{source_url} -> {dest_url}",
                         hint="a dataset keeps its locations for its whole history; use another dataset name",
                     )
                 if validation_required is not None and validation_required != ds.validation_required:
-                    ledger_mod.append(conn, kind="validation_requirement_changed", dataset=name, actor=actor,
-                                      run_id=run_id, payload={"validation_required": validation_required,
-                                                              "was": ds.validation_required})
-                    conn.execute(DATASETS.update().where(DATASETS.c.name == name).values(
-                        validation_required=validation_required, updated_at=now()))
+                    ledger_mod.append(
+                        conn,
+                        kind="validation_requirement_changed",
+                        dataset=name,
+                        actor=actor,
+                        run_id=run_id,
+                        payload={"validation_required": validation_required, "was": ds.validation_required},
+                    )
+                    conn.execute(
+                        DATASETS.update()
+                        .where(DATASETS.c.name == name)
+                        .values(validation_required=validation_required, updated_at=now())
+                    )
         return self.get(name)
 
     def get(self, name: str) -> DatasetStatus:
@@ -414,9 +469,17 @@ class StateStore:
             return [_dataset(r) for r in conn.execute(sa.select(DATASETS).order_by(DATASETS.c.name))]
 
     # transitions ----------------------------------------------------------------------------------
-    def transition(self, name: str, to: str, *, actor: str, run_id: str | None = None,
-                   evidence: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
-                   before_commit: Callable[[], None] | None = None) -> Transition:
+    def transition(
+        self,
+        name: str,
+        to: str,
+        *,
+        actor: str,
+        run_id: str | None = None,
+        evidence: dict[str, Any] | None = None,
+        catalog: dict[str, Any] | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> Transition:
         """Move the dataset to ``to`` if, and only if, it is in one of ``ALLOWED[to]``; atomically.
 
         ``catalog`` updates the dataset's catalog columns in the same UPDATE. ``before_commit`` runs after
@@ -424,8 +487,7 @@ class StateStore:
         there, so a refused transition never publishes one and a failed write leaves the state unchanged.
         """
         if to not in ALLOWED:
-            raise ConfigError(f"{to!r} is not a state a dataset can be moved to",
-                              hint=f"one of {', '.join(ALLOWED)}")
+            raise ConfigError(f"{to!r} is not a state a dataset can be moved to", hint=f"one of {', '.join(ALLOWED)}")
         allowed = ALLOWED[to]
         evidence = evidence or {}
         # SELECT ... FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): a racing
@@ -437,20 +499,37 @@ class StateStore:
             current = str(row.state)  # type: ignore[union-attr]
             t = now()
             values: dict[str, Any] = {"state": to, "updated_at": t, **(catalog or {})}
-            res = conn.execute(DATASETS.update()
-                               .where(DATASETS.c.name == name, DATASETS.c.state.in_(allowed))
-                               .values(**values))
+            res = conn.execute(
+                DATASETS.update().where(DATASETS.c.name == name, DATASETS.c.state.in_(allowed)).values(**values)
+            )
             if res.rowcount != 1:  # (defensive: the row lock above already made the state current)
                 raise TransitionRefusedError(
                     f"dataset {name!r} cannot go to {to!r}: it is {current!r}, and {to!r} is only allowed from "
                     f"{', '.join(allowed)}",
-                    hint=_refusal_hint(current, to), current=current, allowed=allowed)
-            rec = ledger_mod.append(conn, kind="transition", dataset=name, actor=actor, run_id=run_id,
-                                    payload={"from": current, "to": to, "evidence": evidence,
-                                             "catalog": catalog or {}})
-            res = conn.execute(TRANSITIONS.insert().values(
-                dataset=name, from_state=current, to_state=to, at=t, actor=actor, run_id=run_id,
-                evidence=_jsonable(evidence), ledger_seq=rec.seq))
+                    hint=_refusal_hint(current, to),
+                    current=current,
+                    allowed=allowed,
+                )
+            rec = ledger_mod.append(
+                conn,
+                kind="transition",
+                dataset=name,
+                actor=actor,
+                run_id=run_id,
+                payload={"from": current, "to": to, "evidence": evidence, "catalog": catalog or {}},
+            )
+            res = conn.execute(
+                TRANSITIONS.insert().values(
+                    dataset=name,
+                    from_state=current,
+                    to_state=to,
+                    at=t,
+                    actor=actor,
+                    run_id=run_id,
+                    evidence=_jsonable(evidence),
+                    ledger_seq=rec.seq,
+                )
+            )
             if before_commit is not None:
                 before_commit()
             tid = int(res.inserted_primary_key[0])
@@ -459,12 +538,25 @@ class StateStore:
     def history(self, name: str) -> list[Transition]:
         self.get(name)
         with self.engine.connect() as conn:
-            return [_transition(r) for r in conn.execute(
-                sa.select(TRANSITIONS).where(TRANSITIONS.c.dataset == name).order_by(TRANSITIONS.c.id))]
+            return [
+                _transition(r)
+                for r in conn.execute(
+                    sa.select(TRANSITIONS).where(TRANSITIONS.c.dataset == name).order_by(TRANSITIONS.c.id)
+                )
+            ]
 
     # checks ---------------------------------------------------------------------------------------
-    def record_check(self, name: str, kind: str, *, run_id: str, ok: bool, source_fingerprint: str,
-                     details: dict[str, Any], actor: str) -> Check:
+    def record_check(
+        self,
+        name: str,
+        kind: str,
+        *,
+        run_id: str,
+        ok: bool,
+        source_fingerprint: str,
+        details: dict[str, Any],
+        actor: str,
+    ) -> Check:
         """Record a verification or validation result, with the source state it was taken on.
 
         A passing check also advances the dataset (copied -> verified, verified -> validated) in the same
@@ -479,78 +571,162 @@ class StateStore:
                 raise _unknown(name, self.url)
             t = now()
             details = _jsonable(details)
-            rec = ledger_mod.append(conn, kind=f"check_{kind}", dataset=name, actor=actor, run_id=run_id,
-                                    payload={"ok": ok, "source_fingerprint": source_fingerprint,
-                                             "details": details})
-            res = conn.execute(CHECKS.insert().values(
-                dataset=name, kind=kind, run_id=run_id, at=t, ok=ok, source_fingerprint=source_fingerprint,
-                actor=actor, details=details, ledger_seq=rec.seq))
+            rec = ledger_mod.append(
+                conn,
+                kind=f"check_{kind}",
+                dataset=name,
+                actor=actor,
+                run_id=run_id,
+                payload={"ok": ok, "source_fingerprint": source_fingerprint, "details": details},
+            )
+            res = conn.execute(
+                CHECKS.insert().values(
+                    dataset=name,
+                    kind=kind,
+                    run_id=run_id,
+                    at=t,
+                    ok=ok,
+                    source_fingerprint=source_fingerprint,
+                    actor=actor,
+                    details=details,
+                    ledger_seq=rec.seq,
+                )
+            )
             cid = int(res.inserted_primary_key[0])
             current = str(row.state)  # type: ignore[union-attr]
             if ok and current == advance[0]:
-                upd = conn.execute(DATASETS.update()
-                                   .where(DATASETS.c.name == name, DATASETS.c.state == advance[0])
-                                   .values(state=advance[1], updated_at=t))
+                upd = conn.execute(
+                    DATASETS.update()
+                    .where(DATASETS.c.name == name, DATASETS.c.state == advance[0])
+                    .values(state=advance[1], updated_at=t)
+                )
                 if upd.rowcount == 1:
-                    trec = ledger_mod.append(conn, kind="transition", dataset=name, actor=actor, run_id=run_id,
-                                             payload={"from": advance[0], "to": advance[1],
-                                                      "evidence": {"check_id": cid, "kind": kind}, "catalog": {}})
-                    conn.execute(TRANSITIONS.insert().values(
-                        dataset=name, from_state=advance[0], to_state=advance[1], at=t, actor=actor, run_id=run_id,
-                        evidence={"check_id": cid, "kind": kind, "source_fingerprint": source_fingerprint},
-                        ledger_seq=trec.seq))
+                    trec = ledger_mod.append(
+                        conn,
+                        kind="transition",
+                        dataset=name,
+                        actor=actor,
+                        run_id=run_id,
+                        payload={
+                            "from": advance[0],
+                            "to": advance[1],
+                            "evidence": {"check_id": cid, "kind": kind},
+                            "catalog": {},
+                        },
+                    )
+                    conn.execute(
+                        TRANSITIONS.insert().values(
+                            dataset=name,
+                            from_state=advance[0],
+                            to_state=advance[1],
+                            at=t,
+                            actor=actor,
+                            run_id=run_id,
+                            evidence={"check_id": cid, "kind": kind, "source_fingerprint": source_fingerprint},
+                            ledger_seq=trec.seq,
+                        )
+                    )
         return Check(cid, name, kind, run_id, t, ok, source_fingerprint, actor, details, rec.seq)
 
     def latest_check(self, name: str, kind: str) -> Check | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(CHECKS).where(CHECKS.c.dataset == name, CHECKS.c.kind == kind)
-                               .order_by(CHECKS.c.id.desc()).limit(1)).first()
+            row = conn.execute(
+                sa.select(CHECKS)
+                .where(CHECKS.c.dataset == name, CHECKS.c.kind == kind)
+                .order_by(CHECKS.c.id.desc())
+                .limit(1)
+            ).first()
         return _check(row) if row else None
 
     def checks(self, name: str) -> list[Check]:
         with self.engine.connect() as conn:
-            return [_check(r) for r in conn.execute(
-                sa.select(CHECKS).where(CHECKS.c.dataset == name).order_by(CHECKS.c.id))]
+            return [
+                _check(r) for r in conn.execute(sa.select(CHECKS).where(CHECKS.c.dataset == name).order_by(CHECKS.c.id))
+            ]
 
     # runs and inventories -------------------------------------------------------------------------
-    def record_run(self, name: str, run_id: str, kind: str, *, actor: str, ok: bool, summary: dict[str, Any],
-                   started: datetime | None = None, finished: datetime | None = None) -> Run:
+    def record_run(
+        self,
+        name: str,
+        run_id: str,
+        kind: str,
+        *,
+        actor: str,
+        ok: bool,
+        summary: dict[str, Any],
+        started: datetime | None = None,
+        finished: datetime | None = None,
+    ) -> Run:
         """Record one finished run (migration, delta sync, cutover, rollback) in the runs table and ledger."""
         fin = finished or now()
         summary = _jsonable(summary)
         with self.begin() as conn:
-            rec = ledger_mod.append(conn, kind=f"run_{kind}", dataset=name, actor=actor, run_id=run_id,
-                                    payload={"ok": ok, "started": started.isoformat() if started else None,
-                                             "finished": fin.isoformat(), "summary": summary})
-            res = conn.execute(RUNS.insert().values(dataset=name, run_id=run_id, kind=kind, actor=actor,
-                                                    started=started, finished=fin, ok=ok, summary=summary,
-                                                    ledger_seq=rec.seq))
+            rec = ledger_mod.append(
+                conn,
+                kind=f"run_{kind}",
+                dataset=name,
+                actor=actor,
+                run_id=run_id,
+                payload={
+                    "ok": ok,
+                    "started": started.isoformat() if started else None,
+                    "finished": fin.isoformat(),
+                    "summary": summary,
+                },
+            )
+            res = conn.execute(
+                RUNS.insert().values(
+                    dataset=name,
+                    run_id=run_id,
+                    kind=kind,
+                    actor=actor,
+                    started=started,
+                    finished=fin,
+                    ok=ok,
+                    summary=summary,
+                    ledger_seq=rec.seq,
+                )
+            )
             rid = int(res.inserted_primary_key[0])
         return Run(rid, name, run_id, kind, actor, started, fin, ok, summary, rec.seq)
 
     def runs(self, name: str) -> list[Run]:
         with self.engine.connect() as conn:
-            return [_run(r) for r in conn.execute(
-                sa.select(RUNS).where(RUNS.c.dataset == name).order_by(RUNS.c.id))]
+            return [_run(r) for r in conn.execute(sa.select(RUNS).where(RUNS.c.dataset == name).order_by(RUNS.c.id))]
 
-    def set_inventory(self, name: str, *, path: str, sha256: str, fingerprint: str, run_id: str,
-                      actor: str) -> None:
+    def set_inventory(self, name: str, *, path: str, sha256: str, fingerprint: str, run_id: str, actor: str) -> None:
         """Remember the newest full listing of the source: the base of the next delta sync."""
         with self.begin() as conn:
-            ledger_mod.append(conn, kind="inventory", dataset=name, actor=actor, run_id=run_id,
-                              payload={"path": path, "sha256": sha256, "source_fingerprint": fingerprint})
-            res = conn.execute(DATASETS.update().where(DATASETS.c.name == name).values(
-                inventory_path=path, inventory_sha256=sha256, source_fingerprint=fingerprint,
-                inventory_run_id=run_id, inventory_at=now()))
+            ledger_mod.append(
+                conn,
+                kind="inventory",
+                dataset=name,
+                actor=actor,
+                run_id=run_id,
+                payload={"path": path, "sha256": sha256, "source_fingerprint": fingerprint},
+            )
+            res = conn.execute(
+                DATASETS.update()
+                .where(DATASETS.c.name == name)
+                .values(
+                    inventory_path=path,
+                    inventory_sha256=sha256,
+                    source_fingerprint=fingerprint,
+                    inventory_run_id=run_id,
+                    inventory_at=now(),
+                )
+            )
             if res.rowcount != 1:
                 raise _unknown(name, self.url)
 
-    def append_ledger(self, *, kind: str, dataset: str | None, actor: str, run_id: str | None,
-                      payload: dict[str, Any]) -> ledger_mod.LedgerRecord:
+    def append_ledger(
+        self, *, kind: str, dataset: str | None, actor: str, run_id: str | None, payload: dict[str, Any]
+    ) -> ledger_mod.LedgerRecord:
         """A ledger record that is not a state change (a refused cutover, a mirrored deletion, a report)."""
         with self.begin() as conn:
-            return ledger_mod.append(conn, kind=kind, dataset=dataset, actor=actor, run_id=run_id,
-                                     payload=_jsonable(payload))
+            return ledger_mod.append(
+                conn, kind=kind, dataset=dataset, actor=actor, run_id=run_id, payload=_jsonable(payload)
+            )
 
     # ledger ---------------------------------------------------------------------------------------
     def verify_ledger(self, *, anchors: list[tuple[int, str]] | None = None) -> LedgerVerdict:
@@ -570,7 +746,7 @@ def _unknown(name: str, url: str) -> UnknownDatasetError:
     return UnknownDatasetError(
         f"no dataset named {name!r} in the state database {url}",
         hint="run hdh_migrate_dataset for it first (it registers the dataset), or check the name with "
-             "`hdh-migrate status`",
+        "`hdh-migrate status`",
     )
 
 
@@ -611,15 +787,32 @@ def open_state(url: str | None = None) -> StateStore:
                     hint="check HDH_MIGRATE_DB_URL (or that $HDH_MIGRATE_HOME is writable) and that the server is up",
                 ) from None
             except sa.exc.ArgumentError as exc:
-                raise ConfigError(f"HDH_MIGRATE_DB_URL is not a database URL: {exc}",
-                                  hint="e.g. postgresql+psycopg2://user@host/db or sqlite:////path/state.db") from None
+                raise ConfigError(
+                    f"HDH_MIGRATE_DB_URL is not a database URL: {exc}",
+                    hint="e.g. postgresql+psycopg2://user@host/db or sqlite:////path/state.db",
+                ) from None
             store = StateStore(engine)
             _stores[url] = store
         return store
 
 
 __all__ = [
-    "ALLOWED", "CHECKS", "DATASETS", "LEDGER", "RUNS", "STATES", "TRANSITIONS", "Check", "DatasetStatus", "Run",
-    "StateDatabaseError", "StateStore", "Transition", "TransitionRefusedError", "UnknownDatasetError",
-    "default_actor", "default_url", "open_state",
+    "ALLOWED",
+    "CHECKS",
+    "DATASETS",
+    "LEDGER",
+    "RUNS",
+    "STATES",
+    "TRANSITIONS",
+    "Check",
+    "DatasetStatus",
+    "Run",
+    "StateDatabaseError",
+    "StateStore",
+    "Transition",
+    "TransitionRefusedError",
+    "UnknownDatasetError",
+    "default_actor",
+    "default_url",
+    "open_state",
 ]

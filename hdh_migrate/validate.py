@@ -50,9 +50,13 @@ _MASK64 = (1 << 64) - 1
 _MiB = 1024 * 1024
 DATA_SUFFIXES = (".parquet", ".csv")
 #: GX results whose observed value is schema information, safe to report (others may hold data values)
-_SAFE_OBSERVED = {"expect_column_values_to_be_of_type", "expect_table_columns_to_match_ordered_list",
-                  "expect_table_columns_to_match_set", "expect_table_column_count_to_equal",
-                  "expect_column_values_to_be_in_type_list"}
+_SAFE_OBSERVED = {
+    "expect_column_values_to_be_of_type",
+    "expect_table_columns_to_match_ordered_list",
+    "expect_table_columns_to_match_set",
+    "expect_table_column_count_to_equal",
+    "expect_column_values_to_be_in_type_list",
+}
 _UNIQUENESS = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 
 
@@ -141,7 +145,7 @@ class RangeFile(io.RawIOBase):
             self._buf_start = self._pos
             start = 0
             want = min(want, len(self._buf))
-        view[:want] = self._buf[start:start + want]
+        view[:want] = self._buf[start : start + want]
         self._pos += want
         return want
 
@@ -182,8 +186,13 @@ def list_data_files(store: Store, prefix: str) -> list[ObjectInfo]:
 def _csv_types(suite_meta: dict[str, Any]) -> dict[str, pa.DataType]:
     types: dict[str, pa.DataType] = {}
     for name, t in ((suite_meta.get("hdh") or {}).get("columns") or {}).items():
-        types[name] = {"int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
-                              "date32[day]": pa.date32(), "timestamp[ms]": pa.timestamp("ms")}.get(str(t), pa.string())
+        types[name] = {
+            "int64": pa.int64(),
+            "double": pa.float64(),
+            "bool": pa.bool_(),
+            "date32[day]": pa.date32(),
+            "timestamp[ms]": pa.timestamp("ms"),
+        }.get(str(t), pa.string())
     return types
 
 
@@ -381,10 +390,18 @@ def _to_pandas(t: pa.Table) -> Any:
     import pandas as pd
 
     mapping = {
-        pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
-        pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
-        pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.float32(): pd.Float32Dtype(),
-        pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.string(): pd.StringDtype(),
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+        pa.float32(): pd.Float32Dtype(),
+        pa.float64(): pd.Float64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+        pa.string(): pd.StringDtype(),
         pa.large_string(): pd.StringDtype(),
     }
     return t.to_pandas(types_mapper=mapping.get, date_as_object=False)
@@ -406,27 +423,44 @@ class _GxRunner:
         if data_docs_dir is not None:
             backend = {"class_name": "TupleFilesystemStoreBackend"}
             results_backend = {**backend, "base_directory": str(data_docs_dir / "_results")}
-            self.ctx.add_store("hdh_results",
-                               {"class_name": "ValidationResultsStore", "store_backend": results_backend})
+            self.ctx.add_store(
+                "hdh_results", {"class_name": "ValidationResultsStore", "store_backend": results_backend}
+            )
             suites_backend = {**backend, "base_directory": str(data_docs_dir / "_suites")}
             self.ctx.add_store("hdh_suites", {"class_name": "ExpectationsStore", "store_backend": suites_backend})
-            self.ctx.add_data_docs_site("hdh", {
-                "class_name": "SiteBuilder",
-                "store_backend": {**backend, "base_directory": str(data_docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "site_section_builders": {"validations": {"source_store_name": "hdh_results"},
-                                          "expectations": {"source_store_name": "hdh_suites"}, "profiling": "None"},
-            })
+            self.ctx.add_data_docs_site(
+                "hdh",
+                {
+                    "class_name": "SiteBuilder",
+                    "store_backend": {**backend, "base_directory": str(data_docs_dir)},
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "site_section_builders": {
+                        "validations": {"source_store_name": "hdh_results"},
+                        "expectations": {"source_store_name": "hdh_suites"},
+                        "profiling": "None",
+                    },
+                },
+            )
         self.expectations = active_expectations(doc)
         try:
-            domain = [ExpectationConfiguration(type=e["type"], kwargs=dict(e.get("kwargs") or {}),
-                                               meta=dict(e.get("meta") or {})).to_domain_obj()
-                      for e in self.expectations]
+            domain = [
+                ExpectationConfiguration(
+                    type=e["type"], kwargs=dict(e.get("kwargs") or {}), meta=dict(e.get("meta") or {})
+                ).to_domain_obj()
+                for e in self.expectations
+            ]
         except Exception as exc:
-            raise SuiteError(f"the suite of {table} holds an expectation GX cannot build: {type(exc).__name__}: {exc}",
-                             hint="check the type and kwargs of hand-added expectations") from None
-        self.suite = self.ctx.suites.add(gx.ExpectationSuite(name=str(doc.get("name") or table), expectations=domain,
-                                                             meta={k: v for k, v in (doc.get("meta") or {}).items()}))
+            raise SuiteError(
+                f"the suite of {table} holds an expectation GX cannot build: {type(exc).__name__}: {exc}",
+                hint="check the type and kwargs of hand-added expectations",
+            ) from None
+        self.suite = self.ctx.suites.add(
+            gx.ExpectationSuite(
+                name=str(doc.get("name") or table),
+                expectations=domain,
+                meta={k: v for k, v in (doc.get("meta") or {}).items()},
+            )
+        )
         ds = self.ctx.data_sources.add_pandas("hdh")
         self.batch_definition = ds.add_dataframe_asset(table).add_batch_definition_whole_dataframe("batch")
 
@@ -452,8 +486,17 @@ class _Combined:
     def __init__(self, expectations: list[dict[str, Any]]) -> None:
         self.exps = expectations
         self.items: list[dict[str, Any]] = [
-            {"success": True, "element_count": 0, "unexpected_count": 0, "missing_count": 0, "failed_batches": 0,
-             "observed": set(), "raised_exception": False, "scope": "batch"} for _ in expectations
+            {
+                "success": True,
+                "element_count": 0,
+                "unexpected_count": 0,
+                "missing_count": 0,
+                "failed_batches": 0,
+                "observed": set(),
+                "raised_exception": False,
+                "scope": "batch",
+            }
+            for _ in expectations
         ]
         self.first: Any = None
         self.batches = 0
@@ -541,9 +584,15 @@ class SideResult:
     gx_result: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "success": self.success, "files": self.files, "batches": self.batches,
-                "expectations": {"evaluated": self.evaluated, "failed": len(self.failed_expectations)},
-                "failed_expectations": self.failed_expectations, "metrics": self.metrics}
+        return {
+            "url": self.url,
+            "success": self.success,
+            "files": self.files,
+            "batches": self.batches,
+            "expectations": {"evaluated": self.evaluated, "failed": len(self.failed_expectations)},
+            "failed_expectations": self.failed_expectations,
+            "metrics": self.metrics,
+        }
 
 
 def _table_location(url: str | Location, table: str) -> Location:
@@ -568,8 +617,10 @@ def validate_side(
     st = store if store is not None else open_store(loc)
     files = list_data_files(st, loc.prefix)
     if not files:
-        raise NoDataFilesError(f"{table}: no Parquet or CSV file under {loc} ({side})",
-                               hint="check the table name and the prefix (tables are read under PREFIX/NAME/)")
+        raise NoDataFilesError(
+            f"{table}: no Parquet or CSV file under {loc} ({side})",
+            hint="check the table name and the prefix (tables are read under PREFIX/NAME/)",
+        )
     key_sets = _key_sets(doc)
     metrics = SideMetrics(key_sets, _private_columns(doc, key_sets))
     combined = _Combined(runner.expectations)
@@ -592,10 +643,26 @@ def validate_side(
             item["scope"] = "table"
             item["unexpected_count"] = max(item["unexpected_count"], d["rows"] - d["count"])
     failed = combined.failed()
-    log.info("%s %s: %d files, %d batches, %d rows, %d failed expectations", table, side, len(files),
-             combined.batches, m["row_count"], len(failed))
-    return SideResult(side, str(loc), not failed, len(files),
-                      combined.batches, len(combined.exps), failed, m, gx_result=_docs_result(combined, side, str(loc)))
+    log.info(
+        "%s %s: %d files, %d batches, %d rows, %d failed expectations",
+        table,
+        side,
+        len(files),
+        combined.batches,
+        m["row_count"],
+        len(failed),
+    )
+    return SideResult(
+        side,
+        str(loc),
+        not failed,
+        len(files),
+        combined.batches,
+        len(combined.exps),
+        failed,
+        m,
+        gx_result=_docs_result(combined, side, str(loc)),
+    )
 
 
 def _docs_result(combined: _Combined, side: str, url: str) -> Any:
@@ -618,12 +685,19 @@ def _docs_result(combined: _Combined, side: str, url: str) -> Any:
         n_ok += bool(item["success"])
     total = len(res.results)
     res.success = n_ok == total
-    res.statistics = {"evaluated_expectations": total, "successful_expectations": n_ok,
-                      "unsuccessful_expectations": total - n_ok,
-                      "success_percent": 100.0 * n_ok / total if total else 100.0}
+    res.statistics = {
+        "evaluated_expectations": total,
+        "successful_expectations": n_ok,
+        "unsuccessful_expectations": total - n_ok,
+        "success_percent": 100.0 * n_ok / total if total else 100.0,
+    }
     meta = dict(res.meta or {})
-    meta["active_batch_definition"] = {"datasource_name": side, "data_connector_name": "hdh-migrate",
-                                       "data_asset_name": url, "batch_identifiers": {"side": side, "location": url}}
+    meta["active_batch_definition"] = {
+        "datasource_name": side,
+        "data_connector_name": "hdh-migrate",
+        "data_asset_name": url,
+        "batch_identifiers": {"side": side, "location": url},
+    }
     meta["batch_spec"] = {"location": url, "batches": combined.batches}
     meta.pop("batch_markers", None)
     res.meta = meta
@@ -718,8 +792,9 @@ def validate_table(
     docs_dir = Path(data_docs_dir).resolve() if data_docs_dir is not None else None
     runner = _GxRunner(table, doc, docs_dir)
     src = validate_side("source", table, doc, source, runner=runner, store=source_store, batch_rows=batch_rows)
-    dst = validate_side("destination", table, doc, destination, runner=runner, store=destination_store,
-                        batch_rows=batch_rows)
+    dst = validate_side(
+        "destination", table, doc, destination, runner=runner, store=destination_store, batch_rows=batch_rows
+    )
     comparison = compare_metrics(src.metrics, dst.metrics)
     result: dict[str, Any] = {
         "table": table,
@@ -741,8 +816,11 @@ def validate_table(
         except Exception as exc:  # Data Docs are a report, never a reason to lose the validation itself
             log.warning("%s: Data Docs could not be built: %s", table, type(exc).__name__)
     if not result["success"] and raise_on_failure:
-        raise ValidationFailedError(failure_message(result), result=result,
-                                    hint="the dataset's cutover is blocked; see the comparison and Data Docs")
+        raise ValidationFailedError(
+            failure_message(result),
+            result=result,
+            hint="the dataset's cutover is blocked; see the comparison and Data Docs",
+        )
     return result
 
 
@@ -752,8 +830,10 @@ def failure_message(result: dict[str, Any], limit: int = 8) -> str:
     for side in ("source", "destination"):
         s = result[side]
         if not s["success"]:
-            names = [f"{f['expectation']}({f.get('column') or '+'.join(f.get('columns', [])) or 'table'})"
-                     for f in s["failed_expectations"]]
+            names = [
+                f"{f['expectation']}({f.get('column') or '+'.join(f.get('columns', [])) or 'table'})"
+                for f in s["failed_expectations"]
+            ]
             more = f" and {len(names) - limit} more" if len(names) > limit else ""
             parts.append(f"{side} {s['url']} failed {len(names)} expectation(s): {', '.join(names[:limit])}{more}")
     diffs = result["comparison"]["differences"]
@@ -770,22 +850,27 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [f"table {result['table']}  suite {result['suite']}"]
     for label, s in (("source", src), ("destination", dst)):
         n = s["expectations"]["evaluated"]
-        lines.append(f"  {label:<12} {s['url']}  files {s['files']}  rows {s['metrics']['row_count']}  "
-                     f"expectations {n - s['expectations']['failed']}/{n} {'PASS' if s['success'] else 'FAIL'}")
+        lines.append(
+            f"  {label:<12} {s['url']}  files {s['files']}  rows {s['metrics']['row_count']}  "
+            f"expectations {n - s['expectations']['failed']}/{n} {'PASS' if s['success'] else 'FAIL'}"
+        )
     lines.append(f"  fingerprint  source {src['metrics']['fingerprint']}  destination {dst['metrics']['fingerprint']}")
     for side, s in (("source", src), ("destination", dst)):
         for f in s["failed_expectations"]:
             target = f.get("column") or "+".join(f.get("columns", [])) or "(table)"
-            lines.append(f"  FAILED {side:<11} {f['expectation']} on {target}: {f['unexpected_count']} unexpected"
-                         + (f" (observed {', '.join(f['observed'])})" if f.get("observed") else "")
-                         + (" [across files]" if f.get("scope") == "table" else ""))
+            lines.append(
+                f"  FAILED {side:<11} {f['expectation']} on {target}: {f['unexpected_count']} unexpected"
+                + (f" (observed {', '.join(f['observed'])})" if f.get("observed") else "")
+                + (" [across files]" if f.get("scope") == "table" else "")
+            )
     diffs = result["comparison"]["differences"]
     if diffs:
         lines.append(f"  {len(diffs)} metric(s) differ:")
         lines.append(f"    {'metric':<16} {'column':<24} {'source':<24} destination")
         for d in diffs:
-            lines.append(f"    {d['metric']:<16} {d['column'] or '-':<24} {_short(d['source']):<24} "
-                         f"{_short(d['destination'])}")
+            lines.append(
+                f"    {d['metric']:<16} {d['column'] or '-':<24} {_short(d['source']):<24} {_short(d['destination'])}"
+            )
     else:
         lines.append("  all metrics equal on both sides")
     if result.get("data_docs"):
@@ -815,4 +900,3 @@ __all__ = [
     "validate_side",
     "validate_table",
 ]
-

@@ -21,7 +21,7 @@ from hdh_migrate import airflow_local
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "hdh_local_smoke"
 SMOKE_DAG = textwrap.dedent(
-    '''
+    """
     from airflow.sdk import Param, dag, task
 
 
@@ -41,7 +41,7 @@ SMOKE_DAG = textwrap.dedent(
 
 
     hdh_local_smoke()
-    '''
+    """
 )
 
 

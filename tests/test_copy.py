@@ -455,7 +455,7 @@ def test_copy_with_verify_checks_everything_in_one_run(azure_container, s3_bucke
     src_url, dst_url = _urls(azure_container, s3_bucket)
     r = run_cli("copy", src_url, dst_url, "--part-size", "5MiB", "--verify", "full", "--no-progress", "--json")
     assert r.returncode != 0, r.stdout
-    summary = json.loads(r.stdout[r.stdout.find("{"):])
+    summary = json.loads(r.stdout[r.stdout.find("{") :])
     assert summary["counts"]["copied"] == 5 and summary["counts"]["ok"] is True
     v = summary["verify"]
     assert (v["depth"], v["counts"]["matched"], v["counts"]["extra"], v["ok"]) == ("full", 5, 1, False)

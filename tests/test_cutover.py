@@ -34,19 +34,43 @@ KEY = {"HDH_MIGRATE_REPORT_KEY": "cutover-test-key-not-a-secret"}
 
 def gx_result(table: str, success: bool = True, rows: int = 1200) -> dict[str, Any]:
     """The shape hdh_migrate.validate.validate_table returns (built here: GX itself is tested elsewhere)."""
+
     def side(url: str, ok: bool) -> dict[str, Any]:
-        return {"url": url, "success": ok, "files": 2, "batches": 2,
-                "expectations": {"evaluated": 14, "failed": 0 if ok else 1},
-                "failed_expectations": [] if ok else [{"expectation": "expect_column_values_to_not_be_null",
-                                                       "column": "prs_nat_ref", "unexpected_count": 3}],
-                "metrics": {"row_count": rows, "file_count": 2, "fingerprint": "9f3c2a1b7d6e5f40",
-                            "columns": {"prs_act_qte": {"type": "int32", "min": 1, "max": 48, "sum": 5210}}}}
-    return {"table": table, "suite": f"expectations/{table}.json", "source": side("azure://snds/er_prs_f", True),
-            "destination": side("s3://hdh/er_prs_f", success),
-            "comparison": {"equal": success, "differences": [] if success else [
-                {"metric": "null_count", "column": "prs_nat_ref", "source": 0, "destination": 3}]},
-            "success": success, "data_docs": "/tmp/data_docs/index.html", "data_docs_pages": {},
-            "validated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        return {
+            "url": url,
+            "success": ok,
+            "files": 2,
+            "batches": 2,
+            "expectations": {"evaluated": 14, "failed": 0 if ok else 1},
+            "failed_expectations": []
+            if ok
+            else [
+                {"expectation": "expect_column_values_to_not_be_null", "column": "prs_nat_ref", "unexpected_count": 3}
+            ],
+            "metrics": {
+                "row_count": rows,
+                "file_count": 2,
+                "fingerprint": "9f3c2a1b7d6e5f40",
+                "columns": {"prs_act_qte": {"type": "int32", "min": 1, "max": 48, "sum": 5210}},
+            },
+        }
+
+    return {
+        "table": table,
+        "suite": f"expectations/{table}.json",
+        "source": side("azure://snds/er_prs_f", True),
+        "destination": side("s3://hdh/er_prs_f", success),
+        "comparison": {
+            "equal": success,
+            "differences": []
+            if success
+            else [{"metric": "null_count", "column": "prs_nat_ref", "source": 0, "destination": 3}],
+        },
+        "success": success,
+        "data_docs": "/tmp/data_docs/index.html",
+        "data_docs_pages": {},
+        "validated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 @dataclass
@@ -78,8 +102,9 @@ def hdh(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 @pytest.fixture
-def migrated(sqlite_url: str, azure_container: AzureBlobStore, s3_bucket: S3Store,
-             tmp_path: Path) -> tuple[str, StateStore]:
+def migrated(
+    sqlite_url: str, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> tuple[str, StateStore]:
     st = open_state(sqlite_url)
     seed(azure_container)
     migrate(st, "dcir", azure_container, s3_bucket, tmp_path / "m", validation_required=True)
@@ -87,7 +112,8 @@ def migrated(sqlite_url: str, azure_container: AzureBlobStore, s3_bucket: S3Stor
 
 
 def test_cutover_needs_every_check_then_switches_and_rollback_restores(
-        state_url: str, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path) -> None:
+    state_url: str, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
     st = open_state(state_url)
     blobs = seed(azure_container)
     migrate(st, "dcir", azure_container, s3_bucket, tmp_path / "m", validation_required=True)
@@ -135,12 +161,18 @@ def test_cutover_needs_every_check_then_switches_and_rollback_restores(
     assert hdh("audit", "verify", "--db", state_url).returncode == 0
 
 
-def test_refused_when_verification_failed(migrated: tuple[str, StateStore], azure_container: AzureBlobStore,
-                                          s3_bucket: S3Store, tmp_path: Path) -> None:
+def test_refused_when_verification_failed(
+    migrated: tuple[str, StateStore], azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
     url, st = migrated
     s3_bucket.put("migrated/dcir/part-001.parquet", payload(2001, seed=666))  # rewritten at the destination
-    v = run_verify(f"azure://{azure_container.container}/snds", f"s3://{s3_bucket.container}/migrated",
-                   work_dir=tmp_path / "v2", workers=2, show_progress=False)
+    v = run_verify(
+        f"azure://{azure_container.container}/snds",
+        f"s3://{s3_bucket.container}/migrated",
+        work_dir=tmp_path / "v2",
+        workers=2,
+        show_progress=False,
+    )
     assert not v["ok"]
     record_migration_finished(st, "dcir", v, actor="alice", run_id="verify-2")
     record_validation(st, "dcir", [gx_result("er_prs_f")], actor="bob", run_id="gx-1")
@@ -153,8 +185,9 @@ def test_refused_when_verification_failed(migrated: tuple[str, StateStore], azur
 
 def test_refused_when_validation_failed(migrated: tuple[str, StateStore], s3_bucket: S3Store, tmp_path: Path) -> None:
     url, st = migrated
-    record_validation(st, "dcir", [gx_result("er_prs_f", success=False), gx_result("er_pha_f")], actor="bob",
-                      run_id="gx-2")
+    record_validation(
+        st, "dcir", [gx_result("er_prs_f", success=False), gx_result("er_pha_f")], actor="bob", run_id="gx-2"
+    )
     r = run_cli("cutover", "dcir", "--db", url, "--work-dir", str(tmp_path / "c"), env=KEY)  # a real process
     assert r.returncode == 1
     assert "validation failed on run gx-2" in r.stderr and "tables er_prs_f failed" in r.stderr
@@ -162,15 +195,19 @@ def test_refused_when_validation_failed(migrated: tuple[str, StateStore], s3_buc
 
 
 def test_refused_when_the_source_changed_since_verification(
-        migrated: tuple[str, StateStore], azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path) -> None:
+    migrated: tuple[str, StateStore], azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
     url, st = migrated
     record_validation(st, "dcir", [gx_result("er_prs_f")], actor="bob", run_id="gx-1")
     azure_container.put("snds/dcir/part-late.parquet", payload(10, seed=5))
     r = hdh("cutover", "dcir", "--db", url, "--no-sync", "--work-dir", str(tmp_path / "c"), "--json", env=KEY)
     assert r.returncode == 1
     out = json.loads(r.stdout)
-    assert any("verification is stale: the source changed since the verification on" in x and
-               "(run migrate-1) (6 objects then, 7 now)" in x for x in out["reasons"]), out["reasons"]
+    assert any(
+        "verification is stale: the source changed since the verification on" in x
+        and "(run migrate-1) (6 objects then, 7 now)" in x
+        for x in out["reasons"]
+    ), out["reasons"]
     assert any(x.startswith("validation is stale") for x in out["reasons"])
     # the refusal has its signed report too
     local = tmp_path / "c" / "report" / "report.json"
@@ -180,7 +217,8 @@ def test_refused_when_the_source_changed_since_verification(
 
 
 def test_a_changed_source_is_synced_and_reverified_before_the_switch(
-        sqlite_url: str, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path) -> None:
+    sqlite_url: str, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
     st = open_state(sqlite_url)
     seed(azure_container)
     migrate(st, "docs", azure_container, s3_bucket, tmp_path / "m", validation_required=False)
@@ -197,7 +235,6 @@ def test_a_changed_source_is_synced_and_reverified_before_the_switch(
 def test_refused_without_a_signing_key(migrated: tuple[str, StateStore], tmp_path: Path) -> None:
     url, st = migrated
     record_validation(st, "dcir", [gx_result("er_prs_f")], actor="bob", run_id="gx-1")
-    r = hdh("cutover", "dcir", "--db", url, "--work-dir", str(tmp_path / "c"),
-                env={"HDH_MIGRATE_REPORT_KEY": ""})
+    r = hdh("cutover", "dcir", "--db", url, "--work-dir", str(tmp_path / "c"), env={"HDH_MIGRATE_REPORT_KEY": ""})
     assert r.returncode == 1 and "no report signing key" in r.stderr
     assert st.get("dcir").state == "validated"

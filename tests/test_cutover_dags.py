@@ -27,8 +27,9 @@ pytestmark = pytest.mark.airflow
 def state_db(airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     monkeypatch.setenv("HDH_MIGRATE_DB_URL", url)
-    monkeypatch.setenv("AIRFLOW_CONN_HDH_REPORT_KEY",
-                       json.dumps({"conn_type": "generic", "password": "dag-test-key-not-a-secret"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HDH_REPORT_KEY", json.dumps({"conn_type": "generic", "password": "dag-test-key-not-a-secret"})
+    )
     yield url
     _close(url)
 
@@ -49,9 +50,9 @@ def test_dags_import_documented_and_parse_offline(dagbag, airflow_home: Path) ->
     code = f"""
 import socket, sys, runpy
 socket.socket.connect = lambda *a, **k: (_ for _ in ()).throw(AssertionError("network at parse time"))
-sys.path.insert(0, {str(ROOT / 'plugins')!r})
-for f in {[f'{d}.py' for d in DAGS]!r}:
-    runpy.run_path({str(ROOT / 'dags')!r} + "/" + f)
+sys.path.insert(0, {str(ROOT / "plugins")!r})
+for f in {[f"{d}.py" for d in DAGS]!r}:
+    runpy.run_path({str(ROOT / "dags")!r} + "/" + f)
 heavy = [m for m in ("boto3", "azure.storage.blob", "pyarrow", "alembic", "hdh_migrate.state") if m in sys.modules]
 assert not heavy, heavy
 print("ok")
@@ -60,8 +61,9 @@ print("ok")
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 
-def test_delta_sync_then_cutover_then_rollback(dagbag, state_db: str, azure_container: AzureBlobStore,
-                                               s3_bucket: S3Store, tmp_path: Path) -> None:
+def test_delta_sync_then_cutover_then_rollback(
+    dagbag, state_db: str, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
     st = open_state(state_db)
     seed(azure_container)
     migrate(st, "dcir", azure_container, s3_bucket, tmp_path / "m", validation_required=False)
@@ -79,8 +81,14 @@ def test_delta_sync_then_cutover_then_rollback(dagbag, state_db: str, azure_cont
     dr = dagbag.get_dag("hdh_cutover").test(run_conf={"dataset": "dcir", "max_parallel": 2})
     states = _states(dr)
     assert dr.state == "success", states
-    assert states == {"freeze_check": "success", "changed": "success", "delta_sync": "success",
-                      "preflight": "success", "switch": "success", "report": "success"}
+    assert states == {
+        "freeze_check": "success",
+        "changed": "success",
+        "delta_sync": "success",
+        "preflight": "success",
+        "switch": "success",
+        "report": "success",
+    }
     routing = read_routing(s3_bucket, "dcir")
     assert routing["authoritative"] == "s3" and routing["run_id"] == dr.run_id
     ds = st.get("dcir")
@@ -108,10 +116,14 @@ def test_delta_sync_then_cutover_then_rollback(dagbag, state_db: str, azure_cont
     assert st.verify_ledger().ok
 
 
-def test_cutover_dag_refuses_with_the_reason_and_switches_nothing(dagbag, state_db: str,
-                                                                  azure_container: AzureBlobStore,
-                                                                  s3_bucket: S3Store, tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_cutover_dag_refuses_with_the_reason_and_switches_nothing(
+    dagbag,
+    state_db: str,
+    azure_container: AzureBlobStore,
+    s3_bucket: S3Store,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     st = open_state(state_db)
     seed(azure_container, 3)
     migrate(st, "pmsi", azure_container, s3_bucket, tmp_path / "m", validation_required=True)

@@ -25,8 +25,17 @@ from .helpers import payload, run_cli
 from .test_state import sqlite_url_fixture  # noqa: F401  (fixtures)
 
 
-def migrate(st: StateStore, dataset: str, src: AzureBlobStore, dst: S3Store, work: Path, *,
-            validation_required: bool = False, actor: str = "alice", run_id: str = "migrate-1") -> dict[str, Any]:
+def migrate(
+    st: StateStore,
+    dataset: str,
+    src: AzureBlobStore,
+    dst: S3Store,
+    work: Path,
+    *,
+    validation_required: bool = False,
+    actor: str = "alice",
+    run_id: str = "migrate-1",
+) -> dict[str, Any]:
     """What hdh_migrate_dataset does, through the library: register, copy, verify, record."""
     s, d = f"azure://{src.container}/snds", f"s3://{dst.container}/migrated"
     record_migration_started(st, dataset, s, d, actor=actor, run_id=run_id, validation_required=validation_required)
@@ -46,7 +55,8 @@ def seed(src: AzureBlobStore, n: int = 6) -> dict[str, bytes]:
 
 
 def test_delta_sync_copies_exactly_new_and_changed_and_reports_deletions(
-        azure_container: AzureBlobStore, s3_bucket: S3Store, sqlite_url: str, tmp_path: Path) -> None:
+    azure_container: AzureBlobStore, s3_bucket: S3Store, sqlite_url: str, tmp_path: Path
+) -> None:
     st = open_state(sqlite_url)
     blobs = seed(azure_container)
     migrate(st, "dcir", azure_container, s3_bucket, tmp_path / "m")
@@ -59,8 +69,20 @@ def test_delta_sync_copies_exactly_new_and_changed_and_reports_deletions(
     azure_container.delete("snds/dcir/part-004.parquet")  # deleted at the source
 
     src, dst = f"azure://{azure_container.container}/snds", f"s3://{s3_bucket.container}/migrated"
-    r = run_cli("delta-sync", src, dst, "--dataset", "dcir", "--db", sqlite_url, "--work-dir", str(tmp_path / "d1"),
-                "--json", "--actor", "cron")
+    r = run_cli(
+        "delta-sync",
+        src,
+        dst,
+        "--dataset",
+        "dcir",
+        "--db",
+        sqlite_url,
+        "--work-dir",
+        str(tmp_path / "d1"),
+        "--json",
+        "--actor",
+        "cron",
+    )
     summary = json.loads(r.stdout)
     assert summary["delta"]["new"] == 2 and summary["delta"]["changed"] == 1 and summary["delta"]["unchanged"] == 4
     assert summary["copy"]["copied"] == 3 and summary["copy"]["failed"] == 0
@@ -72,11 +94,19 @@ def test_delta_sync_copies_exactly_new_and_changed_and_reports_deletions(
         key = f"migrated/dcir/part-{i:03d}.parquet"
         assert after[key] == before[key]
     got = b"".join(s3_bucket.iter_read("migrated/dcir/part-002.parquet", chunk_size=1 << 20))
-    assert hashlib.sha256(got).digest() == hashlib.sha256(payload(2002, seed=77)).digest() != hashlib.sha256(
-        blobs["snds/dcir/part-002.parquet"]).digest()
+    assert (
+        hashlib.sha256(got).digest()
+        == hashlib.sha256(payload(2002, seed=77)).digest()
+        != hashlib.sha256(blobs["snds/dcir/part-002.parquet"]).digest()
+    )
     # the deletion is reported, not mirrored: the object is still at the destination...
-    assert summary["deleted"] == summary["deleted"] | {"count": 1, "since_last_listing": 1, "policy": "report",
-                                                       "mirrored": 0, "examples": ["migrated/dcir/part-004.parquet"]}
+    assert summary["deleted"] == summary["deleted"] | {
+        "count": 1,
+        "since_last_listing": 1,
+        "policy": "report",
+        "mirrored": 0,
+        "examples": ["migrated/dcir/part-004.parquet"],
+    }
     assert "migrated/dcir/part-004.parquet" in after
     # ...and the destination is therefore not a faithful copy: the verification fails, saying why
     assert r.returncode == 1
@@ -86,8 +116,21 @@ def test_delta_sync_copies_exactly_new_and_changed_and_reports_deletions(
     assert st.runs("dcir")[-1].actor == "cron"
 
     # mirroring, when asked, deletes it at the destination, records it in the ledger, and verification passes
-    r2 = run_cli("delta-sync", src, dst, "--dataset", "dcir", "--db", sqlite_url, "--work-dir",
-                 str(tmp_path / "d2"), "--deletions", "mirror", "--actor", "ops-oncall")
+    r2 = run_cli(
+        "delta-sync",
+        src,
+        dst,
+        "--dataset",
+        "dcir",
+        "--db",
+        sqlite_url,
+        "--work-dir",
+        str(tmp_path / "d2"),
+        "--deletions",
+        "mirror",
+        "--actor",
+        "ops-oncall",
+    )
     assert r2.returncode == 0, r2.stdout + r2.stderr
     assert "0 new, 0 changed" in r2.stdout and "verification: PASS" in r2.stdout, r2.stdout
     assert "deleted at the source: 1 (0 since the last listing); mirrored at the destination: 1" in r2.stdout
@@ -126,10 +169,20 @@ def test_plan_delta_compares_by_etag_size_and_date_in_bounded_memory(tmp_path: P
     assert plan.inventory.objects == len(now)
 
 
-def test_unknown_deletion_policy_is_refused(sqlite_url: str, azure_container: AzureBlobStore,
-                                            s3_bucket: S3Store, tmp_path: Path) -> None:
-    r = run_cli("delta-sync", f"azure://{azure_container.container}/snds", f"s3://{s3_bucket.container}/m",
-                "--dataset", "x", "--db", sqlite_url, "--deletions", "purge")
+def test_unknown_deletion_policy_is_refused(
+    sqlite_url: str, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
+    r = run_cli(
+        "delta-sync",
+        f"azure://{azure_container.container}/snds",
+        f"s3://{s3_bucket.container}/m",
+        "--dataset",
+        "x",
+        "--db",
+        sqlite_url,
+        "--deletions",
+        "purge",
+    )
     assert r.returncode == 2 and "invalid choice: 'purge'" in r.stderr
 
 

@@ -38,21 +38,24 @@ def distributed(fn: Any) -> Any:
     """The marks of the tests that need the Celery deployment (``pytest -m distributed`` runs them)."""
     return pytest.mark.distributed(pytest.mark.airflow(pytest.mark.slow(fn)))
 
+
 DAG = "hdh_migrate_dataset"
 MiB = 1024 * 1024
 MEASURED: dict[str, Any] = {"runs": []}  # what the tests saw, written to the artifacts folder at the end
 
 
 @pytest.fixture(scope="module")
-def celery(tmp_path_factory: pytest.TempPathFactory, rig_env: dict[str, str],
-           artifacts: Path) -> Iterator[airflow_celery.CeleryAirflow]:
+def celery(
+    tmp_path_factory: pytest.TempPathFactory, rig_env: dict[str, str], artifacts: Path
+) -> Iterator[airflow_celery.CeleryAirflow]:
     why = airflow_celery.ensure_services()
     if why:
         pytest.skip(f"distributed tests need PostgreSQL and Redis on 127.0.0.1: {why}")
     home = tmp_path_factory.mktemp("airflow-celery")
     t0 = time.monotonic()
-    dep = airflow_celery.start_celery(home, workers=2, concurrency=2,
-                                      extra_env={"HDH_MIGRATE_WORK_DIR": str(home / "work")})
+    dep = airflow_celery.start_celery(
+        home, workers=2, concurrency=2, extra_env={"HDH_MIGRATE_WORK_DIR": str(home / "work")}
+    )
     try:
         dep.af.set_connections_from_rig()
         dep.af.ensure_pool("hdh_source_store", 2, "listing the source")
@@ -94,10 +97,18 @@ def _record(dep: airflow_celery.CeleryAirflow, name: str, run_id: str, wall_s: f
         out = dep.af.xcom(DAG, run_id, ti["task_id"], map_index=ti["map_index"]) or {}
         nbytes = out.get("copied_bytes", out.get("bytes_read", 0))
         secs = _seconds(ti)
-        shards.append({"task": ti["task_id"], "map_index": ti["map_index"], "worker": dep.worker_of(ti["hostname"]),
-                       "try": ti["try_number"], "seconds": round(secs, 2), "bytes": nbytes,
-                       "objects": out.get("objects", out.get("matched")),
-                       "mib_s": round(nbytes / MiB / secs, 1) if secs else None})
+        shards.append(
+            {
+                "task": ti["task_id"],
+                "map_index": ti["map_index"],
+                "worker": dep.worker_of(ti["hostname"]),
+                "try": ti["try_number"],
+                "seconds": round(secs, 2),
+                "bytes": nbytes,
+                "objects": out.get("objects", out.get("matched")),
+                "mib_s": round(nbytes / MiB / secs, 1) if secs else None,
+            }
+        )
     per_worker: dict[str, dict[str, float]] = {}
     for s in shards:
         if s["task"] == "copy_shard" and s["worker"]:
@@ -105,13 +116,22 @@ def _record(dep: airflow_celery.CeleryAirflow, name: str, run_id: str, wall_s: f
             w["shards"] += 1
             w["bytes"] += s["bytes"]
             w["busy_s"] += s["seconds"]
-    run = {"name": name, "run_id": run_id, "wall_s": round(wall_s, 1), "shards": shards,
-           "copy_per_worker": {k: v | {"mib_s_while_busy": round(v["bytes"] / MiB / v["busy_s"], 1)
-                                       if v["busy_s"] else None} for k, v in per_worker.items()}}
+    run = {
+        "name": name,
+        "run_id": run_id,
+        "wall_s": round(wall_s, 1),
+        "shards": shards,
+        "copy_per_worker": {
+            k: v | {"mib_s_while_busy": round(v["bytes"] / MiB / v["busy_s"], 1) if v["busy_s"] else None}
+            for k, v in per_worker.items()
+        },
+    }
     MEASURED["runs"].append(run)
     for s in shards:
-        dep.say(f"  {s['task']:12} [{s['map_index']}] on {s['worker']} try {s['try']}: {s['seconds']:6.1f} s, "
-                f"{s['bytes'] / MiB:7.1f} MiB, {s['mib_s']} MiB/s")
+        dep.say(
+            f"  {s['task']:12} [{s['map_index']}] on {s['worker']} try {s['try']}: {s['seconds']:6.1f} s, "
+            f"{s['bytes'] / MiB:7.1f} MiB, {s['mib_s']} MiB/s"
+        )
     return run
 
 
@@ -126,8 +146,17 @@ def _assert_same_dataset(source: AzureBlobStore, dest: S3Store, digests: dict[st
         head = dest.head(name)
         assert head is not None and head.metadata.get("hdh-sha256") == sha, name
     assert list(dest.list_multipart_uploads("")) == []
-    out = run_cli("verify", f"azure://{source.container}/ds", f"s3://{dest.container}/ds", "--depth", "full",
-                  "--json", "--no-progress", "--work-dir", str(tmp / "verify"))
+    out = run_cli(
+        "verify",
+        f"azure://{source.container}/ds",
+        f"s3://{dest.container}/ds",
+        "--depth",
+        "full",
+        "--json",
+        "--no-progress",
+        "--work-dir",
+        str(tmp / "verify"),
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     counts = json.loads(out.stdout)["counts"]
     assert counts["matched"] == len(digests) and counts["extra"] == 0 and counts["missing"] == 0
@@ -135,16 +164,25 @@ def _assert_same_dataset(source: AzureBlobStore, dest: S3Store, digests: dict[st
 
 # -- tests -------------------------------------------------------------------------------------------
 @distributed
-def test_shards_run_on_both_workers_and_the_dataset_verifies(celery: airflow_celery.CeleryAirflow,
-                                                             azure_container: AzureBlobStore, s3_bucket: S3Store,
-                                                             tmp_path: Path) -> None:
+def test_shards_run_on_both_workers_and_the_dataset_verifies(
+    celery: airflow_celery.CeleryAirflow, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
     # 36 objects: 30 small (64 KiB - 2 MiB, single PUT) and 6 of 12 MiB (multipart, 5 MiB parts); 6 shards
     sizes = {f"ds/t{i % 3}/part-{i:03d}.bin": 64 * 1024 + (i * 61_003) % (2 * MiB) for i in range(30)}
     sizes |= {f"ds/t{i % 3}/big-{i:03d}.bin": 12 * MiB for i in range(6)}
     digests = _seed(azure_container, sizes)
-    conf = {"dataset": "dist-shards", "source_container": azure_container.container, "source_prefix": "ds",
-            "dest_bucket": s3_bucket.container, "dest_prefix": "ds", "part_size_mib": 5, "max_parallel": 4,
-            "verify": "full", "dry_run": False, "shard_max_objects": 6}
+    conf = {
+        "dataset": "dist-shards",
+        "source_container": azure_container.container,
+        "source_prefix": "ds",
+        "dest_bucket": s3_bucket.container,
+        "dest_prefix": "ds",
+        "part_size_mib": 5,
+        "max_parallel": 4,
+        "verify": "full",
+        "dry_run": False,
+        "shard_max_objects": 6,
+    }
     t0 = time.monotonic()
     run_id = celery.af.trigger(DAG, conf)
     assert celery.af.wait_run(DAG, run_id, timeout=300) == "success"
@@ -166,21 +204,29 @@ def _shard_keys(dep: airflow_celery.CeleryAirflow, run_id: str) -> dict[int, set
     import pyarrow.parquet as pq
 
     shards = dep.af.xcom(DAG, run_id, "plan") or []
-    return {i: set(pq.read_table(s["path"], columns=["name"]).column("name").to_pylist())
-            for i, s in enumerate(shards)}
+    return {i: set(pq.read_table(s["path"], columns=["name"]).column("name").to_pylist()) for i, s in enumerate(shards)}
 
 
 @distributed
-def test_killed_worker_mid_shard_is_retried_on_the_other_worker(celery: airflow_celery.CeleryAirflow,
-                                                                azure_container: AzureBlobStore,
-                                                                s3_bucket: S3Store, tmp_path: Path) -> None:
+def test_killed_worker_mid_shard_is_retried_on_the_other_worker(
+    celery: airflow_celery.CeleryAirflow, azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
+) -> None:
     # 2 shards of 2 x 128 MiB + 2 small ones: at ~25-35 MiB/s per shard (two shards share this machine's
     # 2 cores), each copy lasts long enough to be caught with a multipart upload half done
     sizes = {f"ds/part-{i}.bin": 128 * MiB if i % 2 == 0 else 100_000 for i in range(8)}
     digests = _seed(azure_container, sizes)
-    conf = {"dataset": "dist-kill", "source_container": azure_container.container, "source_prefix": "ds",
-            "dest_bucket": s3_bucket.container, "dest_prefix": "ds", "part_size_mib": 8, "max_parallel": 2,
-            "verify": "full", "dry_run": False, "shard_max_objects": 4}
+    conf = {
+        "dataset": "dist-kill",
+        "source_container": azure_container.container,
+        "source_prefix": "ds",
+        "dest_bucket": s3_bucket.container,
+        "dest_prefix": "ds",
+        "part_size_mib": 8,
+        "max_parallel": 2,
+        "verify": "full",
+        "dry_run": False,
+        "shard_max_objects": 4,
+    }
     t0 = time.monotonic()
     run_id = celery.af.trigger(DAG, conf)
 
@@ -219,13 +265,24 @@ def test_killed_worker_mid_shard_is_retried_on_the_other_worker(celery: airflow_
     last = by_try[max(by_try)]
     assert last["state"] == "success" and max(by_try) >= 2
     assert celery.worker_of(last["hostname"]) == survivor  # retried on the other worker
-    run["retry_tries"] = [{"try": t["try_number"], "worker": celery.worker_of(t["hostname"]), "state": t["state"],
-                           "start": t.get("start_date"), "end": t.get("end_date")} for t in tries]
+    run["retry_tries"] = [
+        {
+            "try": t["try_number"],
+            "worker": celery.worker_of(t["hostname"]),
+            "state": t["state"],
+            "start": t.get("start_date"),
+            "end": t.get("end_date"),
+        }
+        for t in tries
+    ]
     summary = celery.af.xcom(DAG, run_id, "summary")
     assert summary["ok"] and summary["verified"] == len(sizes)
     _assert_same_dataset(azure_container, s3_bucket, digests, tmp_path)
-    log = "\n".join(p.read_text(errors="replace") for p in (Path(celery.af.home) / "logs").rglob("*.log")
-                    if f"run_id={run_id}" in str(p) and "copy_shard" in str(p))
+    log = "\n".join(
+        p.read_text(errors="replace")
+        for p in (Path(celery.af.home) / "logs").rglob("*.log")
+        if f"run_id={run_id}" in str(p) and "copy_shard" in str(p)
+    )
     assert "resuming the multipart upload" in log  # try 2 reused the parts try 1 had stored
 
     celery.start_worker(killed)  # leave the deployment whole for any later test
@@ -248,7 +305,7 @@ def test_migration_state_database_is_on_the_same_postgresql(celery: airflow_cele
     assert found is not None, f"{ran['dataset']} is not in the state database {url}"
     assert found.state in ("copied", "verified", "validated")
     states = [t.to_state for t in state.history(ran["dataset"])]
-    assert "copying" in states and "copied" in states[states.index("copying"):], states
+    assert "copying" in states and "copied" in states[states.index("copying") :], states
     runs = [r for r in state.runs(ran["dataset"]) if r.run_id == ran["run_id"]]
     assert runs and runs[0].ok and runs[0].kind == "migrate"
     check = state.latest_check(ran["dataset"], "verify")

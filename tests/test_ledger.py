@@ -26,8 +26,9 @@ def _filled(url: str) -> StateStore:
     st.ensure_dataset("dcir", SRC, DST, actor="alice", run_id="m1")
     st.transition("dcir", "copying", actor="alice", run_id="m1")
     st.transition("dcir", "copied", actor="alice", run_id="m1", evidence={"copied": 3})
-    st.record_check("dcir", "verify", run_id="m1", ok=True, source_fingerprint="v1:3:ab", details={"matched": 3},
-                    actor="alice")  # + the copied -> verified transition
+    st.record_check(
+        "dcir", "verify", run_id="m1", ok=True, source_fingerprint="v1:3:ab", details={"matched": 3}, actor="alice"
+    )  # + the copied -> verified transition
     st.record_run("dcir", "m1", "migrate", actor="alice", ok=True, summary={"copied": 3})
     st.append_ledger(kind="note", dataset="dcir", actor="bob", run_id=None, payload={"text": "dual run starts"})
     st.transition("dcir", "cut_over", actor="carol", run_id="c1")
@@ -66,8 +67,12 @@ def test_chain_is_intact_and_each_record_links_to_the_previous(state_url: str) -
 
 def test_the_database_refuses_to_change_or_delete_history(state_url: str) -> None:
     st = _filled(state_url)
-    for stmt in ("UPDATE ledger SET actor = 'mallory' WHERE seq = 3", "DELETE FROM ledger WHERE seq = 9",
-                 "UPDATE transitions SET actor = 'mallory'", "DELETE FROM checks"):
+    for stmt in (
+        "UPDATE ledger SET actor = 'mallory' WHERE seq = 3",
+        "DELETE FROM ledger WHERE seq = 9",
+        "UPDATE transitions SET actor = 'mallory'",
+        "DELETE FROM checks",
+    ):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), st.engine.begin() as conn:
             conn.exec_driver_sql(stmt)
     assert st.verify_ledger().ok
@@ -102,16 +107,23 @@ def test_removing_one_record_is_detected(state_url: str) -> None:
 
 def test_removing_a_record_and_renumbering_is_detected(state_url: str) -> None:
     st = _filled(state_url)
-    _tamper(st, "DELETE FROM ledger WHERE seq = 4", *(f"UPDATE ledger SET seq = {s - 1} WHERE seq = {s}"
-                                                     for s in range(5, 10)))
+    _tamper(
+        st,
+        "DELETE FROM ledger WHERE seq = 4",
+        *(f"UPDATE ledger SET seq = {s - 1} WHERE seq = {s}" for s in range(5, 10)),
+    )
     v = st.verify_ledger()
     assert not v.ok and v.broken_seq == 4 and "removed or replaced" in v.reason
 
 
 def test_reordering_records_is_detected(state_url: str) -> None:
     st = _filled(state_url)
-    _tamper(st, "UPDATE ledger SET seq = -1 WHERE seq = 6", "UPDATE ledger SET seq = 6 WHERE seq = 7",
-            "UPDATE ledger SET seq = 7 WHERE seq = -1")
+    _tamper(
+        st,
+        "UPDATE ledger SET seq = -1 WHERE seq = 6",
+        "UPDATE ledger SET seq = 6 WHERE seq = 7",
+        "UPDATE ledger SET seq = 7 WHERE seq = -1",
+    )
     v = st.verify_ledger()
     assert not v.ok and v.broken_seq == 6 and "reordered" in v.reason
     r = run_cli("audit", "verify", "--db", state_url, "--json")

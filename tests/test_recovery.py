@@ -53,17 +53,27 @@ def _put_with_md5(store: AzureBlobStore, name: str, data: bytes, md5_of: bytes) 
     blob.set_http_headers(ContentSettings(content_type="text/csv", content_md5=hashlib.md5(md5_of).digest()))
 
 
-def test_failed_shard_cleared_by_the_operator_completes_without_recopying(airflow, azure_container: AzureBlobStore,
-                                                                          s3_bucket: S3Store) -> None:
+def test_failed_shard_cleared_by_the_operator_completes_without_recopying(
+    airflow, azure_container: AzureBlobStore, s3_bucket: S3Store
+) -> None:
     good = {f"ds/part-{i:03d}.csv": payload(2000, seed=i) for i in range(12)}
     for name, data in good.items():
         _put_with_md5(azure_container, name, data, data)
     broken = "ds/part-999.csv"
     real = payload(2000, seed=999)
     _put_with_md5(azure_container, broken, real[:-1] + b"X", real)  # corrupt at the source
-    conf = {"dataset": "recovery", "source_container": azure_container.container, "source_prefix": "ds",
-            "dest_bucket": s3_bucket.container, "dest_prefix": "ds", "part_size_mib": 5, "max_parallel": 4,
-            "verify": "full", "dry_run": False, "shard_max_objects": 5}
+    conf = {
+        "dataset": "recovery",
+        "source_container": azure_container.container,
+        "source_prefix": "ds",
+        "dest_bucket": s3_bucket.container,
+        "dest_prefix": "ds",
+        "part_size_mib": 5,
+        "max_parallel": 4,
+        "verify": "full",
+        "dry_run": False,
+        "shard_max_objects": 5,
+    }
     run_id = airflow.trigger(DAG, conf)
     assert airflow.wait_run(DAG, run_id, timeout=600) == "failed"
     tis = airflow.task_instances(DAG, run_id)
@@ -82,10 +92,18 @@ def test_failed_shard_cleared_by_the_operator_completes_without_recopying(airflo
 
     _put_with_md5(azure_container, broken, real, real)  # the data owner repairs the blob
     shard = failed[0]["map_index"]
-    airflow.api("POST", f"/dags/{DAG}/clearTaskInstances", {
-        "dag_run_id": run_id, "task_ids": [["copy_shard", shard]], "only_failed": True,
-        "include_downstream": True, "reset_dag_runs": True, "dry_run": False,
-    })
+    airflow.api(
+        "POST",
+        f"/dags/{DAG}/clearTaskInstances",
+        {
+            "dag_run_id": run_id,
+            "task_ids": [["copy_shard", shard]],
+            "only_failed": True,
+            "include_downstream": True,
+            "reset_dag_runs": True,
+            "dry_run": False,
+        },
+    )
     assert airflow.wait_run(DAG, run_id, timeout=600) == "success"
     after = {o.name: (o.last_modified, o.etag) for o in s3_bucket.list("ds/")}
     assert len(after) == 13

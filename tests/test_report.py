@@ -35,16 +35,27 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 def _with_data_values(result: dict[str, Any]) -> dict[str, Any]:
     """A validation result as validate.py could hold it internally, with values from rows in it."""
     r = json.loads(json.dumps(result))
-    r["source"]["metrics"]["columns"] = {"ben_nir_psa": {"type": "string", "min": PSEUDO_ID, "max": PSEUDO_ID},
-                                         "prs_act_qte": {"type": "double", "min": ROW_VALUE, "sum": ROW_VALUE}}
-    r["destination"]["failed_expectations"] = [{"expectation": "expect_column_values_to_match_regex",
-                                                "column": "ben_nir_psa", "unexpected_count": 1,
-                                                "observed": [PSEUDO_ID]}]
+    r["source"]["metrics"]["columns"] = {
+        "ben_nir_psa": {"type": "string", "min": PSEUDO_ID, "max": PSEUDO_ID},
+        "prs_act_qte": {"type": "double", "min": ROW_VALUE, "sum": ROW_VALUE},
+    }
+    r["destination"]["failed_expectations"] = [
+        {
+            "expectation": "expect_column_values_to_match_regex",
+            "column": "ben_nir_psa",
+            "unexpected_count": 1,
+            "observed": [PSEUDO_ID],
+        }
+    ]
     r["success"] = False
-    r["comparison"] = {"equal": False, "differences": [
-        {"metric": "max", "column": "ben_nir_psa", "source": PSEUDO_ID, "destination": PSEUDO_ID + "0"},
-        {"metric": "sum", "column": "prs_act_qte", "source": ROW_VALUE, "destination": ROW_VALUE + 1},
-        {"metric": "row_count", "column": None, "source": 1200, "destination": 1200}]}
+    r["comparison"] = {
+        "equal": False,
+        "differences": [
+            {"metric": "max", "column": "ben_nir_psa", "source": PSEUDO_ID, "destination": PSEUDO_ID + "0"},
+            {"metric": "sum", "column": "prs_act_qte", "source": ROW_VALUE, "destination": ROW_VALUE + 1},
+            {"metric": "row_count", "column": None, "source": 1200, "destination": 1200},
+        ],
+    }
     return r
 
 
@@ -64,12 +75,27 @@ def cutover_report(rig_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     # what the report is given: one passing table, and one carrying data values (a refused comparison would
     # block the cutover, so it is attached as report input, not as the recorded check)
     validations = [ok, _with_data_values(gx_result("er_pha_f"))]
-    res = run_cutover(st, "er_prs_f", src, dst, actor="carol", run_id="manual__cutover", work_dir=tmp / "c",
-                      report_key=KEY.encode(), validations=validations,
-                      retention=RetentionPolicy("GOVERNANCE", 1))
+    res = run_cutover(
+        st,
+        "er_prs_f",
+        src,
+        dst,
+        actor="carol",
+        run_id="manual__cutover",
+        work_dir=tmp / "c",
+        report_key=KEY.encode(),
+        validations=validations,
+        retention=RetentionPolicy("GOVERNANCE", 1),
+    )
     try:
-        yield {"url": url, "state": st, "dest": dst, "dir": Path(res.report["local"]).parent, "result": res,
-               "doc": json.loads(Path(res.report["local"]).read_text())}
+        yield {
+            "url": url,
+            "state": st,
+            "dest": dst,
+            "dir": Path(res.report["local"]).parent,
+            "result": res,
+            "doc": json.loads(Path(res.report["local"]).read_text()),
+        }
     finally:
         _close(url)
         # GOVERNANCE (not the production default, COMPLIANCE) so that the shared rig can be cleaned: only a
@@ -90,8 +116,9 @@ def _flip(path: Path, at: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_report_verifies_and_one_changed_byte_anywhere_is_detected(cutover_report: dict[str, Any],
-                                                                  tmp_path: Path) -> None:
+def test_report_verifies_and_one_changed_byte_anywhere_is_detected(
+    cutover_report: dict[str, Any], tmp_path: Path
+) -> None:
     env = {"HDH_MIGRATE_REPORT_KEY": KEY}
     report = _copy(cutover_report["dir"], tmp_path)
     r = run_cli("report", "verify", str(report), env=env)  # the auditor's command, as a real process
@@ -153,8 +180,12 @@ def test_no_pseudonymised_id_or_row_value_in_the_report(cutover_report: dict[str
         assert PSEUDO_ID not in text, name
         assert str(ROW_VALUE) not in text and "987654" not in text, name
     diffs = cutover_report["doc"]["validation"][1]["comparison"]["differences"]
-    assert diffs[0] == {"metric": "max", "column": "ben_nir_psa", "source": "(withheld: may be a data value)",
-                        "destination": "(withheld: may be a data value)"}
+    assert diffs[0] == {
+        "metric": "max",
+        "column": "ben_nir_psa",
+        "source": "(withheld: may be a data value)",
+        "destination": "(withheld: may be a data value)",
+    }
     assert diffs[2]["source"] == 1200  # counts are kept
 
 
@@ -175,8 +206,9 @@ def test_audit_files_are_locked_in_the_destination(cutover_report: dict[str, Any
 
 
 @pytest.mark.browser
-def test_html_report_renders_in_headless_chromium(cutover_report: dict[str, Any], artifacts: Path,
-                                                  tmp_path: Path) -> None:
+def test_html_report_renders_in_headless_chromium(
+    cutover_report: dict[str, Any], artifacts: Path, tmp_path: Path
+) -> None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
         pytest.skip(f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver")
@@ -186,9 +218,18 @@ def test_html_report_renders_in_headless_chromium(cutover_report: dict[str, Any]
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3400"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,3400",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:

@@ -64,8 +64,11 @@ def test_foreign_keys_hold_across_tables_seeded_separately() -> None:
     assert set(zip(stay_c["ETA_NUM"].to_pylist(), stay_c["RSA_NUM"].to_pylist(), strict=True)) <= b_keys
     # a beneficiary's attributes repeated in the claims agree with the referential
     sex = dict(zip(ben["BEN_NIR_PSA"].to_pylist(), ben["BEN_SEX_COD"].to_pylist(), strict=True))
-    assert all(sex[p] == s for p, s in zip(prs["BEN_NIR_PSA"].to_pylist(), prs["BEN_SEX_COD"].to_pylist(),
-                                           strict=True) if s is not None and sex[p] is not None)
+    assert all(
+        sex[p] == s
+        for p, s in zip(prs["BEN_NIR_PSA"].to_pylist(), prs["BEN_SEX_COD"].to_pylist(), strict=True)
+        if s is not None and sex[p] is not None
+    )
 
 
 def test_deterministic_and_independent_of_the_split() -> None:
@@ -94,20 +97,48 @@ def test_seed_writes_partitioned_parquet_with_row_groups(azure_container: AzureB
 
 def test_seed_cli_csv_and_a_table_it_has_never_seen(azure_container: AzureBlobStore, tmp_path) -> None:
     schema = tmp_path / "registry.json"
-    schema.write_text(json.dumps({"tables": {"T_PHARMA_LOT": {
-        "primaryKey": ["LOT_ID"],
-        "fields": [
-            {"name": "LOT_ID", "type": "string", "length": "12", "constraints": {"minLength": 12}},
-            {"name": "CIP13", "type": "string", "length": "13", "constraints": {"minLength": 13}},
-            {"name": "QTE", "type": "integer", "length": "5", "constraints": {"minimum": 1, "maximum": 500}},
-            {"name": "PRIX", "type": "number", "length": "7,2"},
-            {"name": "FORME", "type": "string", "constraints": {"enum": ["CPR", "GEL", "SOL"]}},
-            {"name": "DTE_PER", "type": "date"},
-            {"name": "RETIRE", "type": "boolean"},
-        ]}}}))
+    schema.write_text(
+        json.dumps(
+            {
+                "tables": {
+                    "T_PHARMA_LOT": {
+                        "primaryKey": ["LOT_ID"],
+                        "fields": [
+                            {"name": "LOT_ID", "type": "string", "length": "12", "constraints": {"minLength": 12}},
+                            {"name": "CIP13", "type": "string", "length": "13", "constraints": {"minLength": 13}},
+                            {
+                                "name": "QTE",
+                                "type": "integer",
+                                "length": "5",
+                                "constraints": {"minimum": 1, "maximum": 500},
+                            },
+                            {"name": "PRIX", "type": "number", "length": "7,2"},
+                            {"name": "FORME", "type": "string", "constraints": {"enum": ["CPR", "GEL", "SOL"]}},
+                            {"name": "DTE_PER", "type": "date"},
+                            {"name": "RETIRE", "type": "boolean"},
+                        ],
+                    }
+                }
+            }
+        )
+    )
     url = f"azure://{azure_container.container}/exports"
-    rc = cli_data.main(["seed", "--schema", str(schema), "--table", "T_PHARMA_LOT", "--rows", "700",
-                        "--format", "csv", "--seed", "5", url])
+    rc = cli_data.main(
+        [
+            "seed",
+            "--schema",
+            str(schema),
+            "--table",
+            "T_PHARMA_LOT",
+            "--rows",
+            "700",
+            "--format",
+            "csv",
+            "--seed",
+            "5",
+            url,
+        ]
+    )
     assert rc == 0
     info = azure_container.head("exports/T_PHARMA_LOT/part-00000.csv")
     assert info is not None

@@ -91,8 +91,9 @@ def _to_verified(st: StateStore, name: str = "dcir") -> None:
     st.ensure_dataset(name, SRC, DST, actor="alice", run_id="migrate-1")
     st.transition(name, "copying", actor="alice", run_id="migrate-1")
     st.transition(name, "copied", actor="alice", run_id="migrate-1", evidence={"copied": 12})
-    st.record_check(name, "verify", run_id="migrate-1", ok=True, source_fingerprint="v1:12:aa", details={},
-                    actor="alice")
+    st.record_check(
+        name, "verify", run_id="migrate-1", ok=True, source_fingerprint="v1:12:aa", details={}, actor="alice"
+    )
 
 
 def test_schema_is_created_by_the_migrations(state_url: str) -> None:
@@ -109,15 +110,34 @@ def test_lifecycle_records_who_when_which_run_and_evidence(state_url: str) -> No
     st = open_state(state_url)
     _to_verified(st)
     assert st.get("dcir").state == "verified"  # a passing verification advances copied -> verified
-    st.record_check("dcir", "validate", run_id="gx-1", ok=True, source_fingerprint="v1:12:aa",
-                    details={"tables": ["er_prs_f"]}, actor="bob")
+    st.record_check(
+        "dcir",
+        "validate",
+        run_id="gx-1",
+        ok=True,
+        source_fingerprint="v1:12:aa",
+        details={"tables": ["er_prs_f"]},
+        actor="bob",
+    )
     assert st.get("dcir").state == "validated"
-    st.transition("dcir", "cut_over", actor="carol", run_id="cutover-1", evidence={"report": "s3://x/r.json"},
-                  catalog={"authoritative": "s3", "authoritative_run_id": "cutover-1"})
+    st.transition(
+        "dcir",
+        "cut_over",
+        actor="carol",
+        run_id="cutover-1",
+        evidence={"report": "s3://x/r.json"},
+        catalog={"authoritative": "s3", "authoritative_run_id": "cutover-1"},
+    )
     ds = st.get("dcir")
     assert (ds.state, ds.authoritative, ds.authoritative_run_id) == ("cut_over", "s3", "cutover-1")
-    st.transition("dcir", "rolled_back", actor="dave", run_id="rollback-1", evidence={"reason": "consumer bug"},
-                  catalog={"authoritative": "azure"})
+    st.transition(
+        "dcir",
+        "rolled_back",
+        actor="dave",
+        run_id="rollback-1",
+        evidence={"reason": "consumer bug"},
+        catalog={"authoritative": "azure"},
+    )
     hist = st.history("dcir")
     assert [(t.from_state, t.to_state, t.actor, t.run_id) for t in hist] == [
         ("", "planned", "alice", "migrate-1"),
@@ -163,8 +183,15 @@ def test_a_failed_check_does_not_advance_the_state(state_url: str) -> None:
     st.ensure_dataset("dcir", SRC, DST, actor="alice")
     st.transition("dcir", "copying", actor="alice")
     st.transition("dcir", "copied", actor="alice")
-    st.record_check("dcir", "verify", run_id="v1", ok=False, source_fingerprint="v1:3:ab",
-                    details={"reason": "2 missing"}, actor="alice")
+    st.record_check(
+        "dcir",
+        "verify",
+        run_id="v1",
+        ok=False,
+        source_fingerprint="v1:3:ab",
+        details={"reason": "2 missing"},
+        actor="alice",
+    )
     assert st.get("dcir").state == "copied"
     last = st.latest_check("dcir", "verify")
     assert last is not None and not last.ok and last.details == {"reason": "2 missing"} and last.run_id == "v1"

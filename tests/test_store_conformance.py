@@ -98,8 +98,9 @@ def test_missing_container_or_bucket_is_a_typed_error(rig_env, monkeypatch, dire
 
 
 @pytest.mark.parametrize("direct", ["1", "0"])
-def test_refused_credentials_are_a_typed_error_without_the_secret(rig_env, s3_bucket: S3Store, monkeypatch,
-                                                                   direct: str) -> None:
+def test_refused_credentials_are_a_typed_error_without_the_secret(
+    rig_env, s3_bucket: S3Store, monkeypatch, direct: str
+) -> None:
     monkeypatch.setenv("HDH_DIRECT_HTTP", direct)
     bad_az = dict(
         rig_env,
@@ -146,8 +147,9 @@ def test_data_path_errors_are_typed(rig_env, azure_container, s3_bucket, monkeyp
     with pytest.raises(ContainerNotFoundError, match="no-such-container"):
         AzureBlobStore(azure_settings_from_env(), "no-such-container").read_range("x", 0, 10)
     bad_key = rig_env["AZURE_STORAGE_CONNECTION_STRING"].replace("AccountKey=Eby8", "AccountKey=Xby8")
-    bad_az = AzureBlobStore(azure_settings_from_env(dict(rig_env, AZURE_STORAGE_CONNECTION_STRING=bad_key)),
-                            azure_container.container)
+    bad_az = AzureBlobStore(
+        azure_settings_from_env(dict(rig_env, AZURE_STORAGE_CONNECTION_STRING=bad_key)), azure_container.container
+    )
     with pytest.raises(CredentialsError) as exc:
         bad_az.read_range("there", 0, 3)
     assert "Xby8" not in str(exc.value)
@@ -155,8 +157,9 @@ def test_data_path_errors_are_typed(rig_env, azure_container, s3_bucket, monkeyp
 
     # (a PUT into a missing bucket is not tested: SeaweedFS creates the bucket for an admin key; the copier
     # checks the bucket with a listing before it writes anything)
-    bad_s3 = S3Store(s3_settings_from_env(dict(rig_env, AWS_SECRET_ACCESS_KEY="wrong-secret-value")),
-                     s3_bucket.container)
+    bad_s3 = S3Store(
+        s3_settings_from_env(dict(rig_env, AWS_SECRET_ACCESS_KEY="wrong-secret-value")), s3_bucket.container
+    )
     with pytest.raises(CredentialsError) as exc2:
         bad_s3.put("k", b"x", md5=hashlib.md5(b"x").digest())
     assert "wrong-secret-value" not in str(exc2.value)
@@ -208,8 +211,13 @@ def test_azure_direct_listing_is_the_sdk_listing(azure_container, monkeypatch) -
     names = ["t/a b.bin", "t/ü/é.csv", "t/100%25 literal", "t/a+b&c<d>'\"", "t/deep/x/y/z", "t/empty"]
     for i, n in enumerate(names):
         data = payload(i * 100, seed=i)
-        azure_container.put(n, data, content_type=f"text/x-{i}", metadata={"origin": "snds", "n": str(i)},
-                            md5=hashlib.md5(data).digest() if data else None)
+        azure_container.put(
+            n,
+            data,
+            content_type=f"text/x-{i}",
+            metadata={"origin": "snds", "n": str(i)},
+            md5=hashlib.md5(data).digest() if data else None,
+        )
     direct_store = AzureBlobStore(azure_container.settings, azure_container.container)
     direct_store.page_size = 4
     monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
@@ -225,8 +233,13 @@ def test_azure_direct_listing_is_the_sdk_listing(azure_container, monkeypatch) -
 def test_azure_direct_head_is_the_sdk_head(azure_container, monkeypatch) -> None:
     """Blob properties read by a direct HEAD equal the SDK's: size, etag, date, type, Content-MD5, metadata."""
     data = payload(1000, seed=3)
-    azure_container.put("h/ü é.bin", data, content_type="text/csv", metadata={"Origin": "snds", "hdi_isfolder": "x"},
-                        md5=hashlib.md5(data).digest())
+    azure_container.put(
+        "h/ü é.bin",
+        data,
+        content_type="text/csv",
+        metadata={"Origin": "snds", "hdi_isfolder": "x"},
+        md5=hashlib.md5(data).digest(),
+    )
     azure_container.put("h/plain", b"", content_type=None)
     direct_store = AzureBlobStore(azure_container.settings, azure_container.container)
     monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
@@ -271,13 +284,19 @@ def test_s3_direct_multipart_and_metadata_rewrite(s3_bucket) -> None:
     st = S3Store(s3_bucket.settings, s3_bucket.container)
     part1, part2 = payload(5 * 1024 * 1024, seed=1), payload(1234, seed=2)
     upload = st.start_multipart("mp/obj & more", content_type="application/x-parquet", metadata={"stage": "1"})
-    parts = [st.upload_part("mp/obj & more", upload, i, d, md5=hashlib.md5(d).digest(), crc32c=crc32c(d))
-             for i, d in enumerate((part1, part2), start=1)]
+    parts = [
+        st.upload_part("mp/obj & more", upload, i, d, md5=hashlib.md5(d).digest(), crc32c=crc32c(d))
+        for i, d in enumerate((part1, part2), start=1)
+    ]
     done = st.complete_multipart("mp/obj & more", upload, parts)
     expected = hashlib.md5(hashlib.md5(part1).digest() + hashlib.md5(part2).digest()).hexdigest() + "-2"
     assert done.etag == expected
-    st.replace_metadata("mp/obj & more", size=len(part1) + len(part2), content_type="application/x-parquet",
-                        metadata={"stage": "2", "hdh-sha256": "f" * 64})
+    st.replace_metadata(
+        "mp/obj & more",
+        size=len(part1) + len(part2),
+        content_type="application/x-parquet",
+        metadata={"stage": "2", "hdh-sha256": "f" * 64},
+    )
     info = st.head("mp/obj & more")
     assert info.metadata == {"stage": "2", "hdh-sha256": "f" * 64} and info.content_type == "application/x-parquet"
     assert st.read_range("mp/obj & more", len(part1) - 2, 4) == part1[-2:] + part2[:2]
@@ -301,8 +320,14 @@ def test_source_with_a_read_list_sas_only(rig_env, azure_container) -> None:
 
     azure_container.put("s/one.bin", b"sovereign", content_type="text/plain")
     now = datetime.now(UTC)
-    sas = container_sas("devstoreaccount1", DEVSTORE_KEY, azure_container.container, permission="rl",
-                        start=now - timedelta(minutes=5), expiry=now + timedelta(hours=1))
+    sas = container_sas(
+        "devstoreaccount1",
+        DEVSTORE_KEY,
+        azure_container.container,
+        permission="rl",
+        start=now - timedelta(minutes=5),
+        expiry=now + timedelta(hours=1),
+    )
     url = resolve(azure_container.settings).account_url
     st = AzureBlobStore(AzureSettings(account_url=url, sas_token=Secret("?" + sas)), azure_container.container)
     assert st._direct is not None

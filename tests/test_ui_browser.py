@@ -30,8 +30,17 @@ DAG_FILE = DAGS / f"{DAG_ID}.py"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PARAMS = (
-    "dataset", "source_conn_id", "source_container", "source_prefix", "dest_conn_id", "dest_bucket",
-    "dest_prefix", "part_size_mib", "max_parallel", "verify", "dry_run",
+    "dataset",
+    "source_conn_id",
+    "source_container",
+    "source_prefix",
+    "dest_conn_id",
+    "dest_bucket",
+    "dest_prefix",
+    "part_size_mib",
+    "max_parallel",
+    "verify",
+    "dry_run",
 )
 UI_TIMEOUT = 60.0
 
@@ -39,8 +48,10 @@ UI_TIMEOUT = 60.0
 def _require_browser() -> None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
-        pytest.skip(f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
-                    "(as root: HDH_INSTALL_BROWSER=1 ./scripts/bootstrap)")
+        pytest.skip(
+            f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
+            "(as root: HDH_INSTALL_BROWSER=1 ./scripts/bootstrap)"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -74,17 +85,25 @@ def browser(airflow: airflow_local.LocalAirflow, tmp_path_factory: pytest.TempPa
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp / 'profile'}",
         # tall enough for the whole trigger form in one screenshot
         "--window-size=1400,2600",
         # nothing but 127.0.0.1 resolves: the browser cannot reach any other address
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER), log_output=str(tmp / "chromedriver.log")),
-                              options=options)
+    driver = webdriver.Chrome(
+        service=Service(str(CHROMEDRIVER), log_output=str(tmp / "chromedriver.log")), options=options
+    )
     driver.set_page_load_timeout(UI_TIMEOUT)
     try:
         _login(driver, airflow)
@@ -117,8 +136,10 @@ def _wait(what: str, check: Callable[[], Any], driver: Any, timeout: float = UI_
             return value
         time.sleep(0.5)
     text = _page_text(driver)[:1500]
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; url {driver.current_url}; "
-                f"last error {last_exc!r}; page text:\n{text}")
+    pytest.fail(
+        f"timed out after {timeout:.0f} s waiting for {what}; url {driver.current_url}; "
+        f"last error {last_exc!r}; page text:\n{text}"
+    )
 
 
 def _page_text(driver: Any) -> str:
@@ -146,8 +167,9 @@ def _login(driver: Any, af: airflow_local.LocalAirflow) -> None:
     driver.find_element(By.NAME, "username").send_keys(af.username)
     driver.find_element(By.NAME, "password").send_keys(af.password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait("the UI after login", lambda: "/auth/login" not in driver.current_url
-          and "Dags" in _page_text(driver), driver)
+    _wait(
+        "the UI after login", lambda: "/auth/login" not in driver.current_url and "Dags" in _page_text(driver), driver
+    )
 
 
 def _form_text(driver: Any) -> str:
@@ -163,26 +185,41 @@ def _open_trigger_form(driver: Any, af: airflow_local.LocalAirflow, dag: dict[st
 
     shown = str(dag.get("dag_display_name") or DAG_ID)
     driver.get(f"{af.url}/dags/{DAG_ID}")
-    button = _wait("the Trigger button on the DAG page",
-                   lambda: driver.find_element(By.CSS_SELECTOR, "[data-testid=trigger-dag-button]"), driver)
+    button = _wait(
+        "the Trigger button on the DAG page",
+        lambda: driver.find_element(By.CSS_SELECTOR, "[data-testid=trigger-dag-button]"),
+        driver,
+    )
     button.click()
-    _wait("the trigger dialog",
-          lambda: "Trigger Dag" in _form_text(driver) and (shown in _form_text(driver) or DAG_ID in _form_text(driver)),
-          driver)
+    _wait(
+        "the trigger dialog",
+        lambda: "Trigger Dag" in _form_text(driver) and (shown in _form_text(driver) or DAG_ID in _form_text(driver)),
+        driver,
+    )
     if not driver.find_elements(By.CSS_SELECTOR, f"[role=dialog] [name=element_{PARAMS[0]}]"):
         # Run Parameters may be collapsed: open it
         for el in driver.find_elements(By.XPATH, "//*[@role='dialog']//button[contains(., 'Run Parameters')]"):
             el.click()
-    _wait("the Run Parameters fields", lambda: driver.find_elements(
-        By.CSS_SELECTOR, f"[role=dialog] [name=element_{PARAMS[0]}], [role=dialog] #element_{PARAMS[0]}"), driver)
+    _wait(
+        "the Run Parameters fields",
+        lambda: driver.find_elements(
+            By.CSS_SELECTOR, f"[role=dialog] [name=element_{PARAMS[0]}], [role=dialog] #element_{PARAMS[0]}"
+        ),
+        driver,
+    )
 
 
 def _field(driver: Any, name: str) -> list[Any]:
     """The form element(s) Airflow renders for Param ``name`` (id or name ``element_<name>``)."""
     from selenium.webdriver.common.by import By
 
-    return list(driver.find_elements(By.CSS_SELECTOR, f"[role=dialog] [name='element_{name}'], "
-                                     f"[role=dialog] [id='element_{name}'], [role=dialog] [id$=':element_{name}']"))
+    return list(
+        driver.find_elements(
+            By.CSS_SELECTOR,
+            f"[role=dialog] [name='element_{name}'], "
+            f"[role=dialog] [id='element_{name}'], [role=dialog] [id$=':element_{name}']",
+        )
+    )
 
 
 def test_dag_list_shows_the_dag(airflow: airflow_local.LocalAirflow, browser: Any, dag: dict[str, Any]) -> None:
@@ -202,9 +239,15 @@ def test_trigger_form_shows_every_param_with_its_description(
     sentences = {p: _first_sentence(str(params[p]["description"])) for p in PARAMS}
 
     _open_trigger_form(browser, airflow, dag)
-    _wait("every Param's field, label and description in the trigger form",
-          lambda: all(_field(browser, p) and labels[p] in _form_text(browser) and sentences[p] in _form_text(browser)
-                      for p in PARAMS), browser, timeout=30)
+    _wait(
+        "every Param's field, label and description in the trigger form",
+        lambda: all(
+            _field(browser, p) and labels[p] in _form_text(browser) and sentences[p] in _form_text(browser)
+            for p in PARAMS
+        ),
+        browser,
+        timeout=30,
+    )
 
     shot = artifacts / "airflow_trigger_form.png"
     browser.save_screenshot(str(shot))
@@ -219,8 +262,9 @@ def test_trigger_form_shows_every_param_with_its_description(
     )
 
 
-def test_trigger_form_defaults_are_valid(airflow: airflow_local.LocalAirflow, browser: Any,
-                                         dag: dict[str, Any], artifacts: Path) -> None:
+def test_trigger_form_defaults_are_valid(
+    airflow: airflow_local.LocalAirflow, browser: Any, dag: dict[str, Any], artifacts: Path
+) -> None:
     """With the DAG's default Params the form must be valid: its Trigger button enabled."""
     from selenium.webdriver.common.by import By
 
@@ -228,15 +272,22 @@ def test_trigger_form_defaults_are_valid(airflow: airflow_local.LocalAirflow, br
     time.sleep(2)  # let the form validate its defaults
 
     def submit() -> Any:
-        buttons = [b for b in browser.find_elements(By.CSS_SELECTOR, "[role=dialog] button")
-                   if b.is_displayed() and _norm(b.text) == "Trigger"]
+        buttons = [
+            b
+            for b in browser.find_elements(By.CSS_SELECTOR, "[role=dialog] button")
+            if b.is_displayed() and _norm(b.text) == "Trigger"
+        ]
         return buttons[-1] if buttons else None
 
     button = _wait("the Trigger button of the dialog", submit, browser)
     if not button.is_enabled() or button.get_attribute("disabled") is not None:
         browser.save_screenshot(str(artifacts / "airflow_trigger_form_invalid.png"))
-        empty = [p for p in PARAMS if dag["params"][p].get("value") in ("", None)
-                 and "null" not in str((dag["params"][p].get("schema") or {}).get("type"))]
+        empty = [
+            p
+            for p in PARAMS
+            if dag["params"][p].get("value") in ("", None)
+            and "null" not in str((dag["params"][p].get("schema") or {}).get("type"))
+        ]
         pytest.fail(
             "the trigger form is invalid with the DAG's default Params (its Trigger button is disabled), so a "
             f"user cannot trigger from the UI without editing fields. Params whose default is empty but whose "

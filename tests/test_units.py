@@ -175,11 +175,16 @@ def test_container_sas_is_the_one_the_sdk_signs() -> None:
     start = datetime(2026, 11, 24, 9, 45, tzinfo=UTC)
     for container in ("hdh-source", "c0ntainer-with-digits"):
         sdk = generate_container_sas(
-            "hdhaccount", container, account_key=DEVSTORE_KEY,
-            permission=ContainerSasPermissions(read=True, list=True), start=start, expiry=start + timedelta(hours=8),
+            "hdhaccount",
+            container,
+            account_key=DEVSTORE_KEY,
+            permission=ContainerSasPermissions(read=True, list=True),
+            start=start,
+            expiry=start + timedelta(hours=8),
         )
-        ours = container_sas("hdhaccount", DEVSTORE_KEY, container, permission="rl", start=start,
-                             expiry=start + timedelta(hours=8))
+        ours = container_sas(
+            "hdhaccount", DEVSTORE_KEY, container, permission="rl", start=start, expiry=start + timedelta(hours=8)
+        )
         assert ours == sdk
 
 
@@ -194,11 +199,15 @@ def test_pinned_azure_api_version_is_one_the_sdk_speaks() -> None:
 @pytest.mark.parametrize(
     "settings",
     [
-        {"connection_string": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
-                              "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"},
+        {
+            "connection_string": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+            "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+        },
         {"connection_string": "UseDevelopmentStorage=true"},
-        {"connection_string": "DefaultEndpointsProtocol=https;AccountName=hdhprod;AccountKey=a2V5;"
-                              "EndpointSuffix=core.windows.net"},
+        {
+            "connection_string": "DefaultEndpointsProtocol=https;AccountName=hdhprod;AccountKey=a2V5;"
+            "EndpointSuffix=core.windows.net"
+        },
         {"connection_string": "AccountName=hdhprod;AccountKey=a2V5"},
         {"connection_string": "BlobEndpoint=https://hdhprod.blob.core.windows.net/;SharedAccessSignature=sv=x&sig=y"},
         {"account_url": "https://hdhprod.blob.core.windows.net", "account_key": "a2V5"},
@@ -219,8 +228,9 @@ def test_azure_endpoint_resolves_as_the_sdk_does(settings: dict[str, str]) -> No
     if "connection_string" in settings:
         sdk = BlobServiceClient.from_connection_string(settings["connection_string"])
     else:
-        sdk = BlobServiceClient(settings["account_url"], credential=settings.get("account_key") or
-                                settings.get("sas_token"))
+        sdk = BlobServiceClient(
+            settings["account_url"], credential=settings.get("account_key") or settings.get("sas_token")
+        )
     assert ours.container_url("hdh-src") == sdk.get_container_client("hdh-src").url.split("?")[0]
     key = getattr(sdk.credential, "account_key", None)
     assert ours.account_key == key
@@ -243,8 +253,10 @@ def test_no_spinning_blas_threads_in_a_hdh_process() -> None:
     import subprocess
     import sys
 
-    code = ("import os, hdh_migrate, pyarrow.parquet; "
-            "print(sorted(open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')))")
+    code = (
+        "import os, hdh_migrate, pyarrow.parquet; "
+        "print(sorted(open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.count("'python'") == 1, out  # the main thread only (OpenBLAS's threads take the process's name)

@@ -58,7 +58,7 @@ def _copy_all(src: Side, dst: Side, prefix: str) -> int:
     n = 0
     for info in src.store.list(src.name(prefix)):
         data = src.store.read_range(info.name, 0, info.size)
-        relative = info.name[len(src.base):]
+        relative = info.name[len(src.base) :]
         dst.store.put(dst.name(relative), data, content_type=info.content_type, md5=hashlib.md5(data).digest())
         n += 1
     return n
@@ -114,8 +114,16 @@ def copied(rig_stores) -> tuple[Side, Side]:
     """The four SNDS tables seeded into Azure (several files each) and copied to S3."""
     src, dst = Side(rig_stores["azure"]), Side(rig_stores["s3"])
     for name, rows in ROWS.items():
-        seed_table(src.url(), SF.table(name), rows, schemas=SF, seed=SEED, universe=UNIVERSE, rows_per_file=1000,
-                   row_group_size=300)
+        seed_table(
+            src.url(),
+            SF.table(name),
+            rows,
+            schemas=SF,
+            seed=SEED,
+            universe=UNIVERSE,
+            rows_per_file=1000,
+            row_group_size=300,
+        )
     assert _copy_all(src, dst, PREFIX + "/") == 7
     return src, dst
 
@@ -128,8 +136,9 @@ def test_suites_from_the_shared_schemas_pass_on_both_sides_after_a_copy(copied, 
     source, destination = copied
     src, dst = source.url(), destination.url()
     docs = tmp_path / "data_docs"
-    ids = set(generate_rows(SF.table("IR_BEN_R"), 0, ROWS["IR_BEN_R"], seed=SEED, schemas=SF)["BEN_NIR_PSA"]
-              .to_pylist())
+    ids = set(
+        generate_rows(SF.table("IR_BEN_R"), 0, ROWS["IR_BEN_R"], seed=SEED, schemas=SF)["BEN_NIR_PSA"].to_pylist()
+    )
     results = {}
     for name, rows in ROWS.items():
         result = results[name] = validate_table(name, _suite(name), src, dst, data_docs_dir=docs)
@@ -211,7 +220,8 @@ def test_a_tampered_destination_file_blocks_the_cutover(
     if destination_fails:
         failed = result["destination"]["failed_expectations"]
         assert [(f["expectation"], f["column"]) for f in failed] == [
-            ("expect_column_values_to_be_of_type", "AGE_ANN")], failed
+            ("expect_column_values_to_be_of_type", "AGE_ANN")
+        ], failed
         assert failed[0]["observed"] == ["int32", "int64"]  # one file changed, the other not
         assert "destination" in msg and "expect_column_values_to_be_of_type(AGE_ANN)" in msg
     report = format_report(result)
@@ -226,8 +236,9 @@ def test_the_same_change_on_the_source_alone_is_caught(copied, fresh) -> None:
     _copy_all(pristine, src, f"{PREFIX}/T_MCOaaB/")
     _rewrite(src, f"{PREFIX}/T_MCOaaB/part-00000.parquet", _alter_value)
     src_url, dst_url = src.url(), dst.url()
-    result = validate_table("T_MCOaaB", _suite("T_MCOaaB"), src_url, dst_url, data_docs_dir=None,
-                            raise_on_failure=False)
+    result = validate_table(
+        "T_MCOaaB", _suite("T_MCOaaB"), src_url, dst_url, data_docs_dir=None, raise_on_failure=False
+    )
     assert not result["success"]
     assert ("sum", "SEJ_NBJ") in {(d["metric"], d["column"]) for d in result["comparison"]["differences"]}
 
@@ -248,9 +259,18 @@ def test_a_value_outside_the_model_fails_the_suite_with_a_typed_error(copied, fr
         validate_table("T_MCOaaB", _suite("T_MCOaaB"), src_url, dst_url, data_docs_dir=None)
     assert err.value.code == "validation_failed" and not err.value.transient
     failed = err.value.result["destination"]["failed_expectations"]
-    assert failed == [{"expectation": "expect_column_values_to_be_between", "column": "AGE_ANN",
-                       "unexpected_count": 1, "element_count": ROWS["T_MCOaaB"], "failed_batches": 1,
-                       "scope": "batch", "why": "minimum/maximum constraints", "origin": "schema"}]
+    assert failed == [
+        {
+            "expectation": "expect_column_values_to_be_between",
+            "column": "AGE_ANN",
+            "unexpected_count": 1,
+            "element_count": ROWS["T_MCOaaB"],
+            "failed_batches": 1,
+            "scope": "batch",
+            "why": "minimum/maximum constraints",
+            "origin": "schema",
+        }
+    ]
     assert "partial_unexpected" not in json.dumps(err.value.result)  # GX's samples of bad values never appear
     assert "destination" in str(err.value) and "expect_column_values_to_be_between(AGE_ANN)" in str(err.value)
 
@@ -261,40 +281,55 @@ def test_a_duplicate_key_across_files_is_caught(copied, fresh) -> None:
     dst = fresh("s3")
     _copy_all(src, dst, f"{PREFIX}/IR_BEN_R/")
     first = _read(src, f"{PREFIX}/IR_BEN_R/part-00000.parquet")
-    _rewrite(dst, f"{PREFIX}/IR_BEN_R/part-00001.parquet",
-             lambda t: pa.concat_tables([first.slice(0, 1), t.slice(1)]))
+    _rewrite(dst, f"{PREFIX}/IR_BEN_R/part-00001.parquet", lambda t: pa.concat_tables([first.slice(0, 1), t.slice(1)]))
     src_url, dst_url = src.url(), dst.url()
-    result = validate_table("IR_BEN_R", _suite("IR_BEN_R"), src_url, dst_url, data_docs_dir=None,
-                            raise_on_failure=False)
-    failed = {(f["expectation"], f.get("column") or "+".join(f.get("columns", []))): f
-              for f in result["destination"]["failed_expectations"]}
+    result = validate_table(
+        "IR_BEN_R", _suite("IR_BEN_R"), src_url, dst_url, data_docs_dir=None, raise_on_failure=False
+    )
+    failed = {
+        (f["expectation"], f.get("column") or "+".join(f.get("columns", []))): f
+        for f in result["destination"]["failed_expectations"]
+    }
     assert failed[("expect_column_values_to_be_unique", "BEN_NIR_PSA")]["scope"] == "table"
     assert ("expect_compound_columns_to_be_unique", "BEN_NIR_PSA+BEN_RNG_GEM") in failed
-    assert ("distinct_count", "BEN_NIR_PSA") in {(d["metric"], d["column"])
-                                                for d in result["comparison"]["differences"]}
+    assert ("distinct_count", "BEN_NIR_PSA") in {
+        (d["metric"], d["column"]) for d in result["comparison"]["differences"]
+    }
 
 
 def test_a_table_the_generator_has_never_seen_gets_a_working_suite(fresh, tmp_path: Path) -> None:
     schema = tmp_path / "pharma.json"
-    schema.write_text(json.dumps({"tables": {"T_PHA_DEL": {
-        "primaryKey": ["DEL_ID", "LIG_NUM"],
-        "foreignKeys": [{"fields": "BEN_NIR_PSA", "reference": {"resource": "IR_BEN_R", "fields": "BEN_NIR_PSA"}}],
-        "fields": [
-            {"name": "DEL_ID", "type": "string", "length": "20", "constraints": {"minLength": 20}},
-            {"name": "LIG_NUM", "type": "integer", "length": "3", "constraints": {"minimum": 1}},
-            {"name": "BEN_NIR_PSA", "type": "string", "length": "17", "constraints": {"minLength": 17}},
-            {"name": "CIP13", "type": "string", "length": "13", "constraints": {"minLength": 13}},
-            {"name": "QTE", "type": "integer", "constraints": {"minimum": 1, "maximum": 99}},
-            {"name": "MNT", "type": "number", "length": "9,2"},
-            {"name": "DEL_DTE", "type": "datetime"},
-            {"name": "SUBST", "type": "boolean"},
-            {"name": "CANAL", "type": "string", "constraints": {"enum": ["OFF", "WEB", ""]}},
-        ]}}}))
+    schema.write_text(
+        json.dumps(
+            {
+                "tables": {
+                    "T_PHA_DEL": {
+                        "primaryKey": ["DEL_ID", "LIG_NUM"],
+                        "foreignKeys": [
+                            {"fields": "BEN_NIR_PSA", "reference": {"resource": "IR_BEN_R", "fields": "BEN_NIR_PSA"}}
+                        ],
+                        "fields": [
+                            {"name": "DEL_ID", "type": "string", "length": "20", "constraints": {"minLength": 20}},
+                            {"name": "LIG_NUM", "type": "integer", "length": "3", "constraints": {"minimum": 1}},
+                            {"name": "BEN_NIR_PSA", "type": "string", "length": "17", "constraints": {"minLength": 17}},
+                            {"name": "CIP13", "type": "string", "length": "13", "constraints": {"minLength": 13}},
+                            {"name": "QTE", "type": "integer", "constraints": {"minimum": 1, "maximum": 99}},
+                            {"name": "MNT", "type": "number", "length": "9,2"},
+                            {"name": "DEL_DTE", "type": "datetime"},
+                            {"name": "SUBST", "type": "boolean"},
+                            {"name": "CANAL", "type": "string", "constraints": {"enum": ["OFF", "WEB", ""]}},
+                        ],
+                    }
+                }
+            }
+        )
+    )
     suite = write_suite_from_schema(schema, "T_PHA_DEL", tmp_path / "expectations" / "T_PHA_DEL.json").path
     src, dst = fresh("azure"), fresh("s3")
     custom = load_schema(schema)
-    seed_table(src.url("extra"), custom.table("T_PHA_DEL"), 900, schemas=custom, seed=2,
-               rows_per_file=500, row_group_size=250)
+    seed_table(
+        src.url("extra"), custom.table("T_PHA_DEL"), 900, schemas=custom, seed=2, rows_per_file=500, row_group_size=250
+    )
     _copy_all(src, dst, "extra/")
     src_url, dst_url = src.url("extra"), dst.url("extra")
     result = validate_table("T_PHA_DEL", suite, src_url, dst_url, data_docs_dir=tmp_path / "docs")
@@ -320,8 +355,20 @@ def test_the_validate_command(copied, fresh, tmp_path: Path) -> None:
     source, destination = copied
     src, dst = source.url(), destination.url()
     exe = Path(sys.executable).with_name("hdh-migrate")
-    cmd = [str(exe), "validate", "--table", "T_MCOaaC", "--suite", _suite("T_MCOaaC"), src, dst,
-           "--data-docs", str(tmp_path / "docs"), "--json-out", str(tmp_path / "result.json")]
+    cmd = [
+        str(exe),
+        "validate",
+        "--table",
+        "T_MCOaaC",
+        "--suite",
+        _suite("T_MCOaaC"),
+        src,
+        dst,
+        "--data-docs",
+        str(tmp_path / "docs"),
+        "--json-out",
+        str(tmp_path / "result.json"),
+    ]
     env = dict(os.environ, GX_ANALYTICS_ENABLED="false")
     ok = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stdout + ok.stderr

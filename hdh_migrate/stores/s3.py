@@ -115,16 +115,20 @@ def _xml(body: bytes, operation: str) -> ElementTree.Element:
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError:
         raise ClientError(
-            {"Error": {"Code": "InternalError", "Message": "unreadable answer"},
-             "ResponseMetadata": {"HTTPStatusCode": 500}},
+            {
+                "Error": {"Code": "InternalError", "Message": "unreadable answer"},
+                "ResponseMetadata": {"HTTPStatusCode": 500},
+            },
             operation,
         ) from None
     for el in root.iter():
         el.tag = el.tag.rpartition("}")[2]
     if root.tag == "Error":
         raise ClientError(
-            {"Error": {"Code": root.findtext("Code") or "", "Message": root.findtext("Message") or ""},
-             "ResponseMetadata": {"HTTPStatusCode": 500}},
+            {
+                "Error": {"Code": root.findtext("Code") or "", "Message": root.findtext("Message") or ""},
+                "ResponseMetadata": {"HTTPStatusCode": 500},
+            },
             operation,
         )
     return root
@@ -275,7 +279,6 @@ class S3Store:
             )
         return r
 
-
     # -- errors -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _errors(self, what: str, key: str | None = None) -> Iterator[None]:
@@ -371,7 +374,10 @@ class S3Store:
         token: str | None = None
         while True:
             query = _query(
-                list_type=2, continuation_token=token, encoding_type="url", max_keys=self.page_size,
+                list_type=2,
+                continuation_token=token,
+                encoding_type="url",
+                max_keys=self.page_size,
                 prefix=prefix or None,
             )
             with self._errors("list objects"):
@@ -634,8 +640,12 @@ class S3Store:
             data = f'<CompleteMultipartUpload xmlns="{_S3_NS}">{body}</CompleteMultipartUpload>'.encode()
             with self._errors("complete the multipart upload", name):
                 r = self._direct_call(
-                    "CompleteMultipartUpload", "POST", name, {"ContentType": "application/xml"},
-                    query=_query(uploadId=upload_id), body=data,
+                    "CompleteMultipartUpload",
+                    "POST",
+                    name,
+                    {"ContentType": "application/xml"},
+                    query=_query(uploadId=upload_id),
+                    body=data,
                 )
                 etag = _xml(r.data, "CompleteMultipartUpload").findtext("ETag") or ""
             return PutResult(etag=etag.strip('"'))

@@ -43,8 +43,10 @@ def upgrade() -> None:
         sa.Column("inventory_at", sa.DateTime(timezone=True)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("state IN ('planned','copying','copied','verified','validated','cut_over','rolled_back')",
-                           name="ck_datasets_state"),
+        sa.CheckConstraint(
+            "state IN ('planned','copying','copied','verified','validated','cut_over','rolled_back')",
+            name="ck_datasets_state",
+        ),
         sa.CheckConstraint("authoritative IN ('azure','s3')", name="ck_datasets_authoritative"),
     )
     op.create_table(
@@ -110,17 +112,22 @@ def upgrade() -> None:
                     TG_OP, TG_TABLE_NAME;
             END $$""")
         for table in APPEND_ONLY:
-            op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                       "FOR EACH ROW EXECUTE FUNCTION hdh_append_only()")
-            op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                       "FOR EACH STATEMENT EXECUTE FUNCTION hdh_append_only()")
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION hdh_append_only()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION hdh_append_only()"
+            )
     elif dialect == "sqlite":
         for table in APPEND_ONLY:
             for op_name in ("UPDATE", "DELETE"):
                 op.execute(
                     f"CREATE TRIGGER {table}_no_{op_name.lower()} BEFORE {op_name} ON {table} BEGIN "
                     f"SELECT RAISE(ABORT, 'hdh-migrate: {op_name} on {table} refused: this table is append-only "
-                    "(audit history)'); END")
+                    "(audit history)'); END"
+                )
 
 
 def downgrade() -> None:
