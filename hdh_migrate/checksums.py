@@ -99,12 +99,13 @@ def crc32c(data: bytes | bytearray | memoryview) -> bytes:
     """CRC32C (Castagnoli) as the 4 big-endian bytes S3's x-amz-checksum-crc32c carries (base64-encoded).
 
     A part checksum only has to catch bytes damaged between our buffer and the store's disk; the proof
-    of the whole object is its SHA-256. CRC32C does that job at ~5 GB/s where MD5 does ~0.8 GB/s, and the
-    stores that accept it verify it (tested against SeaweedFS, documented by AWS).
+    of the whole object is its SHA-256. CRC32C does that job at ~20 GB/s (SSE4.2, any buffer, GIL released)
+    where MD5 does ~0.8 GB/s, and the stores that accept it verify it (tested against SeaweedFS, documented
+    by AWS).
     """
-    import google_crc32c  # lazy: only the crc32c profiles need it
+    import crc32c as _crc32c  # lazy: only the crc32c profiles need it
 
-    return int(google_crc32c.value(data if isinstance(data, bytes) else bytes(data))).to_bytes(4, "big")
+    return _crc32c.crc32c(data).to_bytes(4, "big")
 
 
 def file_sha256(path: str, chunk: int = 1 << 20) -> str:

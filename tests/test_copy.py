@@ -416,6 +416,28 @@ def test_verify_judges_against_the_source_as_it_is_now(azure_container, s3_bucke
     assert verify_objects(azure_container, s3_bucket, s, d, listed).problems[0]["problem"] == "stale"
 
 
+def test_single_put_is_checked_against_the_source_md5(azure_container, s3_bucket, home) -> None:
+    """An object sent whole carries the source's own Content-MD5, so the store checks the bytes read against
+    it: a blob whose stored MD5 disagrees with its bytes is refused as corrupt at the source (not retried as
+    a damaged transfer), the others land with that MD5 as ETag and ``hdh-md5``."""
+    good, bad = payload(70_000, seed=43), payload(70_000, seed=44)
+    azure_container.put("data/good.bin", good)  # Put Blob stores a Content-MD5 by itself
+    assert azure_container.head("data/good.bin").content_md5 == hashlib.md5(good).digest()
+    azure_container.put("data/rotten.bin", bad)
+    azure_container._container.get_blob_client("data/rotten.bin").set_http_headers(
+        ContentSettings(content_md5=bytearray(hashlib.md5(b"what it held once").digest()))
+    )
+    counts = _copy(azure_container, s3_bucket)
+    assert (counts.copied, counts.failed, counts.retried) == (1, 1, 0)
+    assert counts.errors[0]["name"] == "data/rotten.bin" and counts.errors[0]["code"] == "checksum_mismatch"
+    assert "do not match the source's own Content-MD5" in counts.errors[0]["message"]
+    assert s3_bucket.head("copy/rotten.bin") is None
+    head = s3_bucket.head("copy/good.bin")
+    assert head.etag == hashlib.md5(good).hexdigest() == head.metadata["hdh-md5"]
+    assert head.metadata[META_SHA256] == hashlib.sha256(good).hexdigest()
+    assert _dest_bytes(s3_bucket, "copy/good.bin") == good
+
+
 def test_whole_object_md5_is_checked_when_the_source_has_one(azure_container, s3_bucket, home) -> None:
     """A multipart copy computes the whole-object MD5 only to check a source Content-MD5: a blob whose stored
     MD5 disagrees with its bytes is refused; one without any gets SHA-256 and the multipart ETag only."""

@@ -341,6 +341,25 @@ class AzureBlobStore:
             raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read", name)
         return r.data
 
+    def read_range_into(self, name: str, offset: int, into: memoryview, *, etag: str | None = None) -> None:
+        """read_range, into the caller's buffer (exactly len(into) bytes): the copier reuses its part buffers.
+
+        A body of another length is refused as a broken transfer (StoreUnavailableError, retried)."""
+        if not len(into):
+            return
+        if self._direct is None:
+            data = self.read_range(name, offset, len(into), etag=etag)
+            if len(data) != len(into):
+                raise SourceChangedError(f"{name}: short read at offset {offset}")
+            into[:] = data
+            return
+        headers = {"x-ms-range": f"bytes={offset}-{offset + len(into) - 1}"}
+        if etag:
+            headers["If-Match"] = _quoted(etag)
+        r = self._direct.blob("GET", name, headers, into=into)
+        if r.status not in (200, 206):
+            raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read", name)
+
     def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
         info = self.head(name)
         if info is None:

@@ -583,7 +583,7 @@ class S3Store:
         name: str,
         upload_id: str,
         number: int,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         md5: bytes | None,
         sha256: bytes | None = None,
@@ -592,7 +592,8 @@ class S3Store:
         """Send one part with the integrity header of the endpoint's profile; the store refuses damaged bytes.
 
         The returned dict is what CompleteMultipartUpload needs for it (ETag, and the checksum when the
-        upload declared an algorithm)."""
+        upload declared an algorithm). data may be a view of a buffer the caller reuses once this returns:
+        nothing here keeps it."""
         integrity = self._integrity(md5, sha256, crc32c)
         if not integrity:
             raise ValueError(f"part {number} of {name}: no checksum for part_checksum={self.settings.part_checksum}")
@@ -615,7 +616,7 @@ class S3Store:
                     Key=name,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=data,
+                    Body=data if isinstance(data, bytes) else bytes(data),  # botocore takes no memoryview
                     **integrity,
                     **self._sse_read,
                 )
