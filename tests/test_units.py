@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from hdh_migrate.budget import ByteBudget
-from hdh_migrate.checksums import OrderedHasher, multipart_etag
+from hdh_migrate.budget import ByteBudget, PartBuffers
+from hdh_migrate.checksums import OrderedHasher, crc32c, multipart_etag
 from hdh_migrate.config import S3Settings, Secret, encryption_summary, s3_settings_from_env
 from hdh_migrate.copy import MAX_PARTS, CopyOptions, part_size_for
 from hdh_migrate.errors import ConfigError, InvalidObjectNameError, MalformedURLError
@@ -288,3 +288,32 @@ def test_object_feed_hands_objects_across_threads_and_never_blocks_a_dead_reader
     threading.Thread(target=lambda: (stuck.put(infos[1]), done.set())).start()
     assert done.wait(5)
     assert list(stuck) == []
+
+
+def test_part_buffers_are_reused_within_their_keep_and_reserved_out_of_the_budget() -> None:
+    assert PartBuffers.keep_for(512 * MiB, 8 * MiB, 8) == 8  # one per worker
+    assert PartBuffers.keep_for(64 * MiB, 8 * MiB, 8) == 2  # a quarter of a small budget
+    assert PartBuffers.keep_for(3 * 8 * MiB, 8 * MiB, 8) == 0  # a tiny budget: nothing kept idle
+    pool = PartBuffers(1024, keep=2)
+    a, b, c = pool.take(1024), pool.take(10), pool.take(1024)
+    assert len(a) == len(b) == len(c) == 1024  # a short last part still gets a whole reusable buffer
+    for buf in (a, b, c):
+        pool.give(buf)
+    again = [pool.take(1024), pool.take(1024), pool.take(1024)]
+    assert sum(any(x is y for y in (a, b, c)) for x in again) == 2  # only two were kept
+    pool.give(bytearray(2048))  # an odd size (a part size grown for a huge object) is never kept
+    assert all(len(pool.take(1024)) == 1024 for _ in range(3))
+    assert len(PartBuffers(1024, keep=0).take(10)) == 10  # no reuse: no whole-part allocation either
+    from hdh_migrate.copy import Copier
+
+    copier = Copier(None, type("D", (), {"settings": S3Settings()})(), None, None, CopyOptions())  # type: ignore[arg-type]
+    try:
+        assert copier.budget.capacity + 8 * 8 * MiB == 512 * MiB  # idle buffers count against --max-memory
+    finally:
+        copier.close()
+
+
+def test_crc32c_takes_bytes_and_buffers_alike() -> None:
+    data = bytes(range(256)) * 1000
+    assert crc32c(b"hello world") == bytes.fromhex("c99465aa")  # AWS's x-amz-checksum-crc32c yZRlqg==
+    assert crc32c(data) == crc32c(bytearray(data)) == crc32c(memoryview(bytearray(data)))
