@@ -12,7 +12,8 @@ List Blobs. The SDKs keep the rest (bucket and container management, listing a r
 copies above the CopyObject limit) and are imported only then. What must be right stays with the
 libraries or is checked against them:
 
-- S3 requests are signed by botocore's own SigV4 signer (``S3SigV4Auth``), with the client's credentials;
+- S3 requests are signed with SigV4 (``sigv4.S3Signer``: the headers botocore's ``S3SigV4Auth`` adds, a
+  test signs requests both ways and compares them), with the client's credentials;
 - Azure requests use a read/list-only container SAS (``azure_endpoint.container_sas``: the SDK's
   string-to-sign, a test compares both) from the account key, or the configured SAS token as is;
 - every failure is turned into the same typed errors as the SDK path (a botocore ``ClientError`` built from
@@ -42,6 +43,7 @@ import urllib3
 
 from ..errors import StoreUnavailableError, ThrottledError, TransientError
 from .azure_endpoint import container_sas
+from .sigv4 import S3Signer, host_header
 
 T = TypeVar("T")
 
@@ -161,7 +163,7 @@ def fill(r: urllib3.BaseHTTPResponse, into: memoryview) -> None:
 
 # -- S3 ----------------------------------------------------------------------------------------------
 class S3Direct:
-    """PUT object, upload part, GET and HEAD for one bucket, signed with botocore's SigV4 signer."""
+    """The S3 requests of the data path for one bucket, SigV4-signed (sigv4.S3Signer)."""
 
     def __init__(
         self,
@@ -170,24 +172,14 @@ class S3Direct:
         bucket: str,
         region: str,
         addressing_style: str,
-        credentials: Any,  # botocore Credentials (frozen per request: refreshable ones keep working)
+        credentials: Any,  # get_frozen_credentials() per request: botocore's refreshable ones keep working
         sign_payload: bool,
         maxsize: int,
         ca_bundle: str | None,
     ) -> None:
-        from botocore.auth import S3SigV4Auth
-
-        sign = sign_payload
-
-        class _Signer(S3SigV4Auth):
-            def _should_sha256_sign_payload(self, request: Any) -> bool:
-                # The same rule as the client (Config s3.payload_signing_enabled): bodies carry Content-MD5 or
-                # an x-amz-checksum the store verifies, so hashing them again for the signature is optional.
-                return sign
-
-        self._signer_cls = _Signer
-        self._credentials = credentials
-        self._region = region
+        # bodies carry Content-MD5 or an x-amz-checksum the store verifies, so hashing them again for the
+        # signature is optional: the client's rule (Config s3.payload_signing_enabled)
+        self._signer = S3Signer(credentials, region, sign_payload=sign_payload)
         parts = urlsplit(endpoint_url.rstrip("/"))
         self._virtual = addressing_style == "virtual"
         if self._virtual:
@@ -195,6 +187,7 @@ class S3Direct:
         else:
             self._base = f"{parts.scheme}://{parts.netloc}{parts.path}/{quote(bucket)}/"
         self.endpoint = f"{parts.scheme}://{parts.netloc}"
+        self._host = host_header(self._base)
         self._pool = pool_for(endpoint_url, maxsize, ca_bundle)
 
     def url(self, key: str, query: str = "") -> str:
@@ -205,11 +198,7 @@ class S3Direct:
     def _signed(
         self, method: str, url: str, body: bytes | memoryview | None, headers: Mapping[str, str]
     ) -> dict[str, str]:
-        from botocore.awsrequest import AWSRequest
-
-        req = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
-        self._signer_cls(self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(req)
-        return dict(req.headers.items())
+        return self._signer.headers(method, url, headers, body, host=self._host)
 
     def request(
         self,

@@ -51,6 +51,7 @@ from ..errors import (
 from . import direct
 from .base import ObjectInfo, PutResult, info_from_headers
 from .direct import S3Direct
+from .sigv4 import StaticCredentials
 
 _CRED_CODES = {
     "InvalidAccessKeyId",
@@ -228,9 +229,7 @@ class S3Store:
         if self.settings.addressing_style not in ("path", "virtual"):
             return None  # "auto" is botocore's decision per bucket name: leave it to botocore
         if self.settings.access_key_id and self.settings.secret_access_key:
-            from botocore.credentials import Credentials
-
-            credentials = Credentials(
+            credentials: Any = StaticCredentials(
                 self.settings.access_key_id,
                 self.settings.secret_access_key.get(),
                 self.settings.session_token.get() if self.settings.session_token else None,
