@@ -18,8 +18,6 @@ from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
-import urllib3
-
 from ..config import AzureSettings
 from ..errors import (
     AccessDeniedError,
@@ -34,6 +32,7 @@ from ..errors import (
 from . import direct
 from .azure_endpoint import API_VERSION, resolve
 from .base import ObjectInfo, PutResult, info_from_headers
+from .connections import NETWORK_ERRORS
 from .direct import AzureDirect
 
 _MiB = 1024 * 1024
@@ -290,7 +289,7 @@ class AzureBlobStore:
                         elif el.tag == "NextMarker":
                             marker = el.text or None
                 parser.close()
-            except urllib3.exceptions.HTTPError as exc:
+            except NETWORK_ERRORS as exc:
                 raise StoreUnavailableError(
                     f"the listing of azure://{self.container}/{prefix} broke off: {type(exc).__name__}",
                     hint="the task is retried with backoff",

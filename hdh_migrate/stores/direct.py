@@ -1,4 +1,4 @@
-"""The direct path: the requests a copy and a verification make, as single signed HTTP requests on urllib3.
+"""The direct path: the requests a copy and a verification make, as single signed HTTP requests.
 
 Why: profiling the copier (py-spy, ``bench/``) showed the SDKs, not the network, bounding it. Per request
 the Azure SDK spends ~1.2 ms and botocore ~0.9 ms of GIL-held Python (policies, event hooks, serialisation,
@@ -28,7 +28,6 @@ here with backoff, as the SDKs' retry policies did.
 
 from __future__ import annotations
 
-import http.client
 import os
 import random
 import threading
@@ -39,16 +38,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-import urllib3
-
 from ..errors import StoreUnavailableError, ThrottledError, TransientError
 from .azure_endpoint import container_sas
+from .connections import NETWORK_ERRORS, Answer, Connections, fill
 from .sigv4 import S3Signer, host_header
 
 T = TypeVar("T")
 
 ATTEMPTS = 4  # as botocore's "standard" retry mode and the Azure policy configured in stores/azure.py
-_TIMEOUT = urllib3.Timeout(connect=10, read=120)
 
 
 def enabled() -> bool:
@@ -63,11 +60,9 @@ def proxied(url: str) -> bool:
     return bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host)
 
 
-def pool_for(url: str, maxsize: int, ca_bundle: str | None = None) -> urllib3.PoolManager:
-    kw: dict[str, Any] = {"maxsize": maxsize, "block": False, "timeout": _TIMEOUT, "retries": False}
-    if urlsplit(url).scheme == "https" and ca_bundle:
-        kw["ca_certs"] = ca_bundle
-    return urllib3.PoolManager(num_pools=4, **kw)
+def pool_for(url: str, maxsize: int, ca_bundle: str | None = None) -> Connections:
+    """Keep-alive connections to the origin of url (connections.py: http.client, pooled)."""
+    return Connections(url, maxsize, ca_bundle if urlsplit(url).scheme == "https" else None)
 
 
 def with_retries(call: Callable[[], T], what: str) -> T:
@@ -90,7 +85,7 @@ def unreachable(exc: Exception, endpoint: str, what: str) -> StoreUnavailableErr
 
 
 def send(
-    pool: urllib3.PoolManager,
+    pool: Connections,
     method: str,
     url: str,
     *,
@@ -100,27 +95,24 @@ def send(
     into: memoryview | None = None,
     endpoint: str,
     what: str,
-) -> urllib3.BaseHTTPResponse:
+) -> Answer:
     """One request, retried while transient (no connection, 5xx, throttled); any other answer is returned.
 
     headers is called per attempt (a signature carries the time). Answers are read whole and their
-    connection freed, except a successful one with stream, whose body the caller streams and closes, or
-    one with into, whose body is read straight from the socket into that buffer (see :func:`fill`): a
-    connection broken while reading it is retried like one broken before the answer."""
+    connection freed, except a successful one with stream, whose body the caller streams and releases, or
+    one with into, whose body is read straight from the socket into that buffer (connections.fill): a
+    connection broken while reading it is retried like one broken before the answer. Bodies are the
+    stored bytes, never decoded (a blob stored with Content-Encoding: gzip is copied and hashed as stored,
+    as the SDKs give it)."""
 
-    def once() -> urllib3.BaseHTTPResponse:
+    def once() -> Answer:
         try:
-            # decode_content=False: the stored bytes, as the SDKs give them (a blob stored with
-            # Content-Encoding: gzip must be copied and hashed compressed, not inflated on the way)
-            r = pool.request(
-                method, url, body=body, headers=dict(headers()), preload_content=False, decode_content=False
-            )
+            r = pool.request(method, url, body=body, headers=headers())
             if into is not None and r.status < 300:
                 fill(r, into)
             elif not (stream and r.status < 300):
-                r.read(cache_content=True)
-                r.release_conn()
-        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                r.data  # noqa: B018 - read whole (and the connection released) while errors are retried
+        except NETWORK_ERRORS as exc:
             raise unreachable(exc, endpoint, what) from None
         if r.status < 500 and r.status != 429:
             return r
@@ -130,35 +122,6 @@ def send(
         raise StoreUnavailableError(f"{endpoint} returned {answer} to {what}")
 
     return with_retries(once, what)
-
-
-def fill(r: urllib3.BaseHTTPResponse, into: memoryview) -> None:
-    """Read a response body of exactly len(into) bytes from the socket into the caller's buffer.
-
-    Why: a fresh bytes object per 8 MiB part costs an allocation and the page faults of its first touch
-    (~12 % of a large copy's CPU, perf); a reused buffer costs neither. The body length is checked against
-    the buffer: a body of any other length is refused (the connection is dropped, not reused), since
-    http.client's readinto under urllib3's response bypasses urllib3's own accounting."""
-    raw: Any = getattr(r, "_fp", None)
-    declared = r.headers.get("Content-Length")
-    if raw is None or not hasattr(raw, "readinto") or declared is None or int(declared) != len(into):
-        r.close()
-        r.release_conn()
-        raise urllib3.exceptions.ProtocolError(
-            f"expected a body of {len(into)} bytes, the answer declares {declared or 'no length'}"
-        )
-    got, done = 0, False
-    try:
-        while got < len(into):
-            n = raw.readinto(into[got:])
-            if not n:
-                raise urllib3.exceptions.IncompleteRead(got, len(into) - got)
-            got += n
-        done = True
-    finally:
-        if not done:
-            r.close()  # an unread rest is dropped with its connection, not drained
-        r.release_conn()
 
 
 # -- S3 ----------------------------------------------------------------------------------------------
@@ -188,7 +151,7 @@ class S3Direct:
             self._base = f"{parts.scheme}://{parts.netloc}{parts.path}/{quote(bucket)}/"
         self.endpoint = f"{parts.scheme}://{parts.netloc}"
         self._host = host_header(self._base)
-        self._pool = pool_for(endpoint_url, maxsize, ca_bundle)
+        self._pool = pool_for(self._base, maxsize, ca_bundle)  # virtual-hosted: the bucket's own host
 
     def url(self, key: str, query: str = "") -> str:
         """The object's URL; key "" is the bucket itself (path style without a trailing slash, as botocore)."""
@@ -209,7 +172,7 @@ class S3Direct:
         body: bytes | memoryview | None = None,
         headers: Mapping[str, str],
         stream: bool = False,
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> Answer:
         """One signed request, retried while transient; returns any other response for the caller to map.
 
         With stream, a successful response's body is left unread (the caller streams it, then closes)."""
@@ -273,9 +236,7 @@ class AzureDirect:
                 self._sas_expiry = expiry
             return self._sas
 
-    def blob(
-        self, method: str, name: str, headers: Mapping[str, str], *, into: memoryview | None = None
-    ) -> urllib3.BaseHTTPResponse:
+    def blob(self, method: str, name: str, headers: Mapping[str, str], *, into: memoryview | None = None) -> Answer:
         """A GET or HEAD of one blob, read whole (with into: a successful body goes into that buffer)."""
         url = f"{self._container_url}/{quote(name, safe='/~')}?{self._token()}"
         hdrs = {"x-ms-version": self._api_version, **headers}
@@ -283,7 +244,7 @@ class AzureDirect:
             self._pool, method, url, headers=lambda: hdrs, into=into, endpoint=self.endpoint, what=f"read {name}"
         )
 
-    def list_page(self, prefix: str, marker: str | None, page_size: int) -> urllib3.BaseHTTPResponse:
+    def list_page(self, prefix: str, marker: str | None, page_size: int) -> Answer:
         """One page of a flat listing (with metadata), its body left unread for a streaming parse."""
         query = f"restype=container&comp=list&include=metadata&maxresults={page_size}"
         if prefix:

@@ -22,7 +22,6 @@ from urllib.parse import quote, unquote_plus
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-import urllib3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -50,6 +49,7 @@ from ..errors import (
 )
 from . import direct
 from .base import ObjectInfo, PutResult, info_from_headers
+from .connections import NETWORK_ERRORS, BodyLengthError
 from .direct import S3Direct
 from .sigv4 import StaticCredentials
 
@@ -442,25 +442,23 @@ class S3Store:
     def _stream(self, r: Any, name: str, chunk_size: int, reuse_for: int | None = None) -> Iterator[bytes]:
         """The body of a direct GET, chunk by chunk; its connection is freed however the reading ends.
 
-        With reuse_for (the body's length), the body is read straight from the socket into one buffer
-        (http.client's readinto under urllib3's response), and its length is checked here, since that
-        path bypasses urllib3's own accounting."""
+        With reuse_for (the body's length), the body is read straight from the socket into one buffer,
+        and its length is checked against it."""
         done = False
-        raw = getattr(r, "_fp", None) if reuse_for is not None else None
         try:
             with self._errors("read", name):
                 try:
-                    if raw is not None and hasattr(raw, "readinto"):
-                        view = memoryview(bytearray(min(chunk_size, max(reuse_for or 0, 1))))
+                    if reuse_for is not None:
+                        view = memoryview(bytearray(min(chunk_size, max(reuse_for, 1))))
                         got = 0
-                        while n := raw.readinto(view):
+                        while n := r.readinto(view):
                             got += n
-                            yield view[:n]  # type: ignore[misc]
+                            yield view[:n]
                         if got != reuse_for:
-                            raise urllib3.exceptions.IncompleteRead(got, (reuse_for or 0) - got)
+                            raise BodyLengthError(f"the body ended after {got} of {reuse_for} bytes")
                     else:
                         yield from r.stream(chunk_size)
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                except NETWORK_ERRORS as exc:
                     raise StoreUnavailableError(
                         f"the connection to {self.settings.describe()} broke while reading s3://"
                         f"{self.container}/{name}: {type(exc).__name__}"
