@@ -5,9 +5,11 @@ parts: ranged reads from Azure (pinned to the etag the listing saw, so a blob re
 clearly instead of landing half old, half new) feed S3 multipart upload parts, in parallel, each sent with
 an integrity header the store checks (Content-MD5, or the CRC32C/SHA-256 checksum of the endpoint's
 profile). Every byte read is hashed with SHA-256, in order, whatever order the parts finish in; MD5 is
-added where something checks it (single-object PUTs, Content-MD5 parts, a source blob's own Content-MD5);
+added where something checks it (single-object PUTs, Content-MD5 parts, a source blob's own Content-MD5:
+an object sent whole carries the source's Content-MD5 itself, so the store checks the bytes against it);
 the digests and the source's version are recorded as destination metadata. A byte budget bounds the data
-in flight, so peak memory depends on ``max_memory``, not on object sizes or counts.
+in flight, so peak memory depends on ``max_memory``, not on object sizes or counts; parts are read straight
+from the socket into part buffers that are reused (budget.PartBuffers), not allocated per part.
 
 Re-running is safe and cheap: an object whose destination already records the current source version and
 whose content fingerprint (ETag) still matches is skipped; anything missing, stale or rewritten is copied
