@@ -141,11 +141,15 @@ class Bench:
         log(f"{shape.name}: {shape.describe()} ({shapes.human(shape.total)}), {self.args.reps} repetition(s)")
         # warm-up, untimed: the source's files into the page cache, connections and imports warm
         measure.run("warm-up", e.azure_read_limit(shape.prefix), env=hdh_env)
+        tools.vacuum_store()
         for rep in range(1, self.args.reps + 1):
             k = (rep - 1) % len(contenders)  # rotate the order: no contender always runs first or last
             for fn in contenders[k:] + contenders[:k]:
                 fn(rep)
-        tools.delete_prefix(f"{base}/")
+            # untimed: what this repetition wrote goes, and the store compacts, so that every repetition
+            # meets the same store
+            tools.delete_prefix(f"{base}/")
+            tools.vacuum_store()
 
     def warm_up(self, shape: Shape) -> None:
         """Run every tool once on a tiny shape, untimed: bytecode caches, server-side caches, connections."""
@@ -171,6 +175,7 @@ class Bench:
         """100,000 small objects: listing (the inventory) and the whole copy, once; memory is the point."""
         e = self.env
         log(f"{shape.name}: {shape.describe()} -- listing and a full copy with hdh-migrate, once")
+        tools.vacuum_store()
         inv = [tools.HDH, "inventory", f"azure://{shapes.CONTAINER}/{shape.prefix}", "--out",
                str(e.tmp / "scale-inventory.parquet")]
         self.measure(shape, "hdh_inventory", 1, inv, e.hdh_env())
@@ -182,6 +187,7 @@ class Bench:
         e = self.env
         budget = self.args.huge_budget
         log(f"{shape.name}: {shape.describe()} copied with --max-memory {budget}, once")
+        tools.vacuum_store()
         dest = f"{self.run_id}/{shape.name}/hdh/"
         rec = self.measure(shape, "hdh_copy", 1, e.hdh_copy(shape.prefix, dest, "w-huge-c", ["--max-memory", budget]),
                            e.hdh_env())
