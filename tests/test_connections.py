@@ -206,3 +206,37 @@ def test_tls_verifies_the_certificate_and_the_host_name(serve, tmp_path: Path) -
     other, _ = _self_signed(tmp_path, "store.example.org")  # a CA for another name: hostname check
     with pytest.raises(ssl.SSLCertVerificationError):
         Connections(url, 2, ca_bundle=str(other)).request("GET", url + "/k", body=None, headers={})
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b'Content-Length: 5\r\nETag: "0x8DC"\r\nx-ms-meta-Origin: snds\r\nx-amz-meta-a: 1\r\nX-AMZ-META-A: 2\r\n'
+        b"Content-MD5: 1B2M2Y8AsgTpgAmY7PhCfg==\r\nx-empty:\r\nx-spaces:   padded value  \r\n\r\n",
+        b"Content-Length: 5\r\nX-Folded: first\r\n  second line\r\n\r\n",  # obsolete folding: the email parser
+        b"Content-Length: 5\r\nnot a header line\r\nETag: x\r\n\r\n",
+        b"Content-Length : 5\r\n\r\n",
+        b"Content-Length: 5\r\nx-latin1: caf\xe9\r\n\r\n",
+    ],
+)
+def test_header_parsing_is_http_clients(block: bytes) -> None:
+    """The direct path's header parser gives what http.client's gives: the same (name, value) pairs in order,
+    the same answers to get/[]/in whatever the case, the same length and keep-alive decisions."""
+    import io
+
+    class Sock:
+        def makefile(self, mode: str) -> io.BufferedReader:
+            return io.BufferedReader(io.BytesIO(b"HTTP/1.1 200 OK\r\n" + block + b"hello"))
+
+    theirs, ours = http.client.HTTPResponse(Sock(), method="GET"), connections._Response(Sock(), method="GET")
+    theirs.begin()
+    ours.begin()
+    assert ours.headers.items() == theirs.headers.items()
+    if b'"0x8DC"' in block:  # the ordinary block takes the quick path (the odd ones the standard parser)
+        assert isinstance(ours.headers, connections.Headers)
+    for name in ("content-length", "ETAG", "x-amz-meta-a", "X-Folded", "x-empty", "x-spaces", "missing", "x-latin1"):
+        assert ours.headers.get(name) == theirs.headers.get(name)
+        assert ours.headers[name] == theirs.headers[name]
+        assert (name in ours.headers) == (name in theirs.headers)
+    assert (ours.length, ours.will_close, ours.chunked) == (theirs.length, theirs.will_close, theirs.chunked)
+    assert ours.read() == theirs.read()
