@@ -43,16 +43,17 @@ class Assumptions:
     vcpu_per_worker: int = 8
     concurrency: int = 4  # AIRFLOW__CELERY__WORKER_CONCURRENCY: shard tasks per worker
     max_parallel: int = 8  # the DAG Param: transfer threads per shard task
-    # measured here (bench/results/latest.json of 2026-11-24T11:10, one hdh-migrate process, plain HTTP, the
-    # direct path for every request of a copy): CPU seconds per GiB for large objects with CRC32C parts
-    # (huge/hdh_copy 1.7, large/hdh_copy 1.9 with its start-up) plus 1.15 s/GiB for the MD5 parts of the md5
-    # provider profiles (ovhcloud, outscale, scaleway, cloudtemple); verify ~1.2 (large/hdh_verify 1.5 with its
-    # start-up); per object from the 100,000 x 4 KiB copy (scale/hdh_copy: 80.2 CPU s -> 0.8 ms) and the
-    # 64 KiB verify (small/hdh_verify 0.80 CPU s per 1,000, minus the 0.19 s start -> ~0.6 ms)
+    # measured here (bench/results/latest.json, one hdh-migrate process, plain HTTP, the direct path for every
+    # request of a copy): CPU seconds per GiB for large objects with CRC32C parts (huge/hdh_copy 1.85,
+    # large/hdh_copy 2.2 with its start-up) plus 1.15 s/GiB for the MD5 parts of the md5 provider profiles
+    # (ovhcloud, outscale, scaleway, cloudtemple); verify ~1.2 (large/hdh_verify 1.4 with its start-up); per
+    # object from the 100,000 x 4 KiB copy (scale/hdh_copy of 20261124T142802Z: 53.1 CPU s -> 0.53 ms; 0.8 ms
+    # before the direct path moved to http.client) and the 64 KiB verify (small/hdh_verify 0.73 CPU s per
+    # 1,000, minus the ~0.2 s start -> ~0.5 ms)
     cpu_s_per_gib_copy: float = 2.9
-    cpu_ms_per_object_copy: float = 0.8
+    cpu_ms_per_object_copy: float = 0.55
     cpu_s_per_gib_verify: float = 1.2
-    cpu_ms_per_object_verify: float = 0.6
+    cpu_ms_per_object_verify: float = 0.5
     tls_cpu_s_per_gib: float = 1.5  # AES-GCM both ways with AES-NI, per GiB (estimate; the rig is plain HTTP)
     # one transfer thread over the inter-cloud link (64 MiB ranged GET then PUT, ~10 ms RTT): an estimate to
     # replace with the first real shard's figure (here, on loopback, one 8-thread task moved ~50-60 MiB/s
