@@ -489,7 +489,8 @@ class Copier:
         hasher = OrderedHasher(md5=info.content_md5 is not None)
         held: dict[int, int] = {}  # part number -> bytes of budget it holds
         buffers: dict[int, bytearray] = {}  # part number -> its reusable buffer, until sent and hashed
-        pooled = self._buffers.keep > 0 and part_size == self._buffers.size
+        # parts read into reused buffers (a source that can read into one, at the configured part size)
+        pooled = self._read_into is not None and self._buffers.keep > 0 and part_size == self._buffers.size
         held_lock = threading.Lock()
         parts: list[dict[str, Any] | None] = [None] * count
         part_md5s: list[bytes | None] = [None] * count

@@ -32,7 +32,7 @@ from ..errors import (
 from . import direct
 from .azure_endpoint import API_VERSION, resolve
 from .base import ObjectInfo, PutResult, info_from_headers
-from .connections import NETWORK_ERRORS
+from .connections import NETWORK_ERRORS, Answer
 from .direct import AzureDirect
 
 _MiB = 1024 * 1024
@@ -317,7 +317,7 @@ class AzureBlobStore:
         if length == 0:
             return b""
         if self._direct is not None:
-            return self._direct_read(name, offset, length, etag)
+            return self._direct_range(name, offset, length, etag).data
         from azure.core import MatchConditions
 
         cond: dict[str, Any] = {}
@@ -330,15 +330,18 @@ class AzureBlobStore:
                 .readall()
             )
 
-    def _direct_read(self, name: str, offset: int, length: int, etag: str | None) -> bytes:
+    def _direct_range(
+        self, name: str, offset: int, length: int, etag: str | None, into: memoryview | None = None
+    ) -> Answer:
+        """A ranged, etag-pinned GET (its body read whole, or into the given buffer)."""
         headers = {"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
         if etag:
             headers["If-Match"] = _quoted(etag)
         assert self._direct is not None
-        r = self._direct.blob("GET", name, headers)  # transient failures retried there, then raised typed
+        r = self._direct.blob("GET", name, headers, into=into)  # transient failures retried there
         if r.status not in (200, 206):
             raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read", name)
-        return r.data
+        return r
 
     def read_range_into(self, name: str, offset: int, into: memoryview, *, etag: str | None = None) -> None:
         """read_range, into the caller's buffer (exactly len(into) bytes): the copier reuses its part buffers.
@@ -352,12 +355,7 @@ class AzureBlobStore:
                 raise SourceChangedError(f"{name}: short read at offset {offset}")
             into[:] = data
             return
-        headers = {"x-ms-range": f"bytes={offset}-{offset + len(into) - 1}"}
-        if etag:
-            headers["If-Match"] = _quoted(etag)
-        r = self._direct.blob("GET", name, headers, into=into)
-        if r.status not in (200, 206):
-            raise self._status_error(r.status, r.headers.get("x-ms-error-code", ""), "read", name)
+        self._direct_range(name, offset, len(into), etag, into)
 
     def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
         info = self.head(name)

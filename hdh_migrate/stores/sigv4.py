@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -39,12 +38,6 @@ _UNSIGNED = frozenset(
         "x-amzn-trace-id",
     )
 )
-
-
-class FrozenCredentials(Protocol):
-    access_key: str
-    secret_key: str
-    token: str | None
 
 
 class StaticCredentials:
@@ -78,13 +71,12 @@ def host_header(url: str) -> str:
 
 
 class S3Signer:
-    """Signs requests to one S3 endpoint and region; thread-safe (the key cache is replaced, never mutated)."""
+    """Signs requests to one S3 endpoint and region; thread-safe (the key cache is one tuple, replaced whole)."""
 
     def __init__(self, credentials: Any, region: str, *, sign_payload: bool, service: str = "s3") -> None:
         self._credentials = credentials  # anything with get_frozen_credentials() (refreshable ones keep working)
         self._region, self._service, self._sign_payload = region, service, sign_payload
         self._key: tuple[str, str, bytes] = ("", "", b"")  # (date, secret, signing key)
-        self._lock = threading.Lock()
 
     def _signing_key(self, date: str, secret: str) -> bytes:
         cached = self._key
@@ -93,8 +85,7 @@ class S3Signer:
         k = hmac.digest(f"AWS4{secret}".encode(), date.encode(), "sha256")
         for part in (self._region, self._service, "aws4_request"):
             k = hmac.digest(k, part.encode(), "sha256")
-        with self._lock:
-            self._key = (date, secret, k)
+        self._key = (date, secret, k)
         return k
 
     def headers(
