@@ -20,7 +20,7 @@ from .config import AzureSettings, S3Settings, encryption_summary
 from .copy import CopyOptions, copy_objects, objects_in_flight
 from .errors import HdhMigrateError
 from .keyindex import KeyIndex
-from .manifest import ManifestStats, ResultsWriter, iter_inventory, write_inventory
+from .manifest import Inventory, ManifestStats, ResultsWriter, write_inventory
 from .memory import tune_allocator
 from .progress import Progress
 from .stores import AzureBlobStore, S3Store, open_store
@@ -104,7 +104,7 @@ def run_copy(
     work = work_dir or default_work_dir("copy", src)
     work.mkdir(parents=True, exist_ok=True)
     started = _now()
-    inv = take_inventory(source, src, work / "inventory.parquet")
+    inv = Inventory.take(source.list(src.prefix), work / "inventory.parquet")
     # one listing of the destination spares a HEAD per object that is not there yet
     dest_index = KeyIndex(o.name for o in dest.list(dst.prefix))
     stream = progress_stream or sys.stderr
@@ -145,7 +145,7 @@ def run_copy(
                 dest,
                 src,
                 dst,
-                iter_inventory(inv.path),
+                inv.rows(),
                 options,
                 results=results,
                 progress=progress,
@@ -176,7 +176,7 @@ def run_copy(
         "mib_per_s": round(counts.copied_bytes / 1048576 / seconds, 2) if seconds > 0 else None,
         "options": asdict(options),
         "encryption": encryption_summary(dest.settings),
-        "inventory": asdict(inv),
+        "inventory": asdict(inv.stats()),
         "results": {"path": res.path, "rows": res.objects, "sha256": res.sha256},
         "counts": counts.to_dict(),
         "ok": counts.ok,
@@ -210,7 +210,7 @@ def run_verify(
     work = work_dir or default_work_dir("verify", src)
     work.mkdir(parents=True, exist_ok=True)
     started = _now()
-    inv = take_inventory(source, src, work / "inventory.parquet")
+    inv = Inventory.take(source.list(src.prefix), work / "inventory.parquet")
     summary = verify_inventory(
         source,
         dest,
@@ -234,7 +234,7 @@ def verify_inventory(
     dest: S3Store,
     src: Location,
     dst: Location,
-    inv: ManifestStats,
+    inv: Inventory,
     work: Path,
     *,
     depth: str = "full",
@@ -261,14 +261,14 @@ def verify_inventory(
                 dest,
                 src,
                 dst,
-                iter_inventory(inv.path) if objects is None else objects,
+                inv.rows() if objects is None else objects,
                 depth=depth,
                 workers=workers,
                 results=results,
                 progress=progress,
             )
         if extras:
-            for key in find_extras(dest, dst, src, iter_inventory(inv.path)):
+            for key in find_extras(dest, dst, src, inv.rows()):
                 counts.extra += 1
                 if len(counts.problems) < 10_000:
                     counts.problems.append(
@@ -286,7 +286,7 @@ def verify_inventory(
         "started": started,
         "finished": _now(),
         "seconds": round(progress.elapsed, 3),
-        "inventory": asdict(inv),
+        "inventory": asdict(inv.stats()),
         "results": {"path": res.path, "rows": res.objects, "sha256": res.sha256},
         "counts": counts.to_dict(),
         "ok": counts.ok,

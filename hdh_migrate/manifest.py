@@ -3,84 +3,137 @@
 Both are written in row-group batches while the listing/copy streams, so memory does not grow with the
 number of objects, and read back in batches by later steps (shard planning, verification, the audit
 report). The files are plain Parquet: an auditor can open them with pandas, DuckDB or Excel.
+
+pyarrow (with numpy, which it loads) is imported on first use, not with this module: its ~0.15 s of import
+would otherwise come before the first byte of every copy. A job's listing of a usual size is held in
+memory (Inventory) so the copy starts on it while a background thread imports pyarrow and writes the
+manifest.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from .checksums import file_sha256
 from .stores.base import ObjectInfo
 
-INVENTORY_SCHEMA = pa.schema(
-    [
-        pa.field("name", pa.string(), nullable=False),
-        pa.field("size", pa.int64(), nullable=False),
-        pa.field("etag", pa.string(), nullable=False),
-        pa.field("last_modified", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("content_type", pa.string()),
-        pa.field("content_md5", pa.string()),  # hex, null when the blob has none
-        pa.field("metadata", pa.string()),  # JSON object
-    ],
-    metadata={"producer": "hdh-migrate", "kind": "inventory"},
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@functools.cache
+def inventory_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("name", pa.string(), nullable=False),
+            pa.field("size", pa.int64(), nullable=False),
+            pa.field("etag", pa.string(), nullable=False),
+            pa.field("last_modified", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("content_type", pa.string()),
+            pa.field("content_md5", pa.string()),  # hex, null when the blob has none
+            pa.field("metadata", pa.string()),  # JSON object
+        ],
+        metadata={"producer": "hdh-migrate", "kind": "inventory"},
+    )
+
+
+@functools.cache
+def result_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("name", pa.string(), nullable=False),  # source blob name
+            pa.field("key", pa.string()),  # destination key
+            pa.field("size", pa.int64()),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("reason", pa.string()),
+            pa.field("algorithm", pa.string()),
+            pa.field("source_sha256", pa.string()),
+            pa.field("dest_sha256", pa.string()),
+            pa.field("md5", pa.string()),
+            pa.field("source_etag", pa.string()),
+            pa.field("source_last_modified", pa.timestamp("us", tz="UTC")),
+            pa.field("source_content_md5", pa.string()),
+            pa.field("dest_etag", pa.string()),
+            pa.field("parts", pa.int32()),
+            pa.field("part_size", pa.int64()),
+            pa.field("attempts", pa.int32()),
+            pa.field("error_code", pa.string()),
+            pa.field("seconds", pa.float64()),
+        ],
+        metadata={"producer": "hdh-migrate", "kind": "results"},
+    )
+
+
+# The columns, known without pyarrow (rows are buffered before it is imported).
+INVENTORY_FIELDS = ("name", "size", "etag", "last_modified", "content_type", "content_md5", "metadata")
+RESULT_FIELDS = (
+    "name",
+    "key",
+    "size",
+    "status",
+    "reason",
+    "algorithm",
+    "source_sha256",
+    "dest_sha256",
+    "md5",
+    "source_etag",
+    "source_last_modified",
+    "source_content_md5",
+    "dest_etag",
+    "parts",
+    "part_size",
+    "attempts",
+    "error_code",
+    "seconds",
 )
 
-RESULT_SCHEMA = pa.schema(
-    [
-        pa.field("name", pa.string(), nullable=False),  # source blob name
-        pa.field("key", pa.string()),  # destination key
-        pa.field("size", pa.int64()),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("reason", pa.string()),
-        pa.field("algorithm", pa.string()),
-        pa.field("source_sha256", pa.string()),
-        pa.field("dest_sha256", pa.string()),
-        pa.field("md5", pa.string()),
-        pa.field("source_etag", pa.string()),
-        pa.field("source_last_modified", pa.timestamp("us", tz="UTC")),
-        pa.field("source_content_md5", pa.string()),
-        pa.field("dest_etag", pa.string()),
-        pa.field("parts", pa.int32()),
-        pa.field("part_size", pa.int64()),
-        pa.field("attempts", pa.int32()),
-        pa.field("error_code", pa.string()),
-        pa.field("seconds", pa.float64()),
-    ],
-    metadata={"producer": "hdh-migrate", "kind": "results"},
-)
+
+def __getattr__(name: str) -> Any:
+    """INVENTORY_SCHEMA and RESULT_SCHEMA, built (and pyarrow imported) when first asked for."""
+    if name == "INVENTORY_SCHEMA":
+        return inventory_schema()
+    if name == "RESULT_SCHEMA":
+        return result_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Columns:
     """Rows buffered as one list per column until a row group is written: a fraction of the memory of the
     same rows as dicts, which is what a copy of millions of objects holds between two row groups."""
 
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self._cols: dict[str, list[Any]] = {f.name: [] for f in schema}
+    def __init__(self, kind: str, fields: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.fields = fields
+        self._cols: dict[str, list[Any]] = {f: [] for f in fields}
 
     def __len__(self) -> int:
-        return len(self._cols[self.schema[0].name])
+        return len(self._cols[self.fields[0]])
 
     def add(self, row: dict[str, Any]) -> None:
         unknown = row.keys() - self._cols.keys()
         if unknown:
-            raise TypeError(f"unknown {self.schema.metadata[b'kind'].decode()} fields: {sorted(unknown)}")
+            raise TypeError(f"unknown {self.kind} fields: {sorted(unknown)}")
         for name, values in self._cols.items():
             values.append(row.get(name))
 
-    def take(self) -> pa.Table:
+    def take(self, schema: pa.Schema) -> pa.Table:
         """The buffered rows as a table; the buffer starts empty again."""
-        table = pa.Table.from_pydict(self._cols, schema=self.schema)
-        self._cols = {f.name: [] for f in self.schema}
+        import pyarrow as pa
+
+        table = pa.Table.from_pydict(self._cols, schema=schema)
+        self._cols = {f: [] for f in self.fields}
         return table
 
 
@@ -106,24 +159,29 @@ def _row(info: ObjectInfo) -> dict[str, Any]:
 
 def write_inventory(objects: Iterable[ObjectInfo], path: str | Path, *, batch_rows: int = 10_000) -> ManifestStats:
     """Stream a listing into a Parquet manifest, one row group per batch."""
+    import pyarrow.parquet as pq
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = total = 0
-    rows = _Columns(INVENTORY_SCHEMA)
-    with pq.ParquetWriter(path, INVENTORY_SCHEMA, compression="zstd") as writer:
+    schema = inventory_schema()
+    rows = _Columns("inventory", INVENTORY_FIELDS)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for info in objects:
             rows.add(_row(info))
             count += 1
             total += info.size
             if len(rows) >= batch_rows:
-                writer.write_table(rows.take())
+                writer.write_table(rows.take(schema))
         if len(rows) or count == 0:
-            writer.write_table(rows.take())
+            writer.write_table(rows.take(schema))
     return ManifestStats(str(path), count, total, file_sha256(str(path)))
 
 
 def iter_inventory(path: str | Path, *, batch_rows: int = 1_000) -> Iterator[ObjectInfo]:
     """Read a manifest back, batch by batch (small batches: a batch becomes Python objects all at once)."""
+    import pyarrow.parquet as pq
+
     pf = pq.ParquetFile(path)
     for batch in pf.iter_batches(batch_size=batch_rows):
         for r in batch.to_pylist():
@@ -139,21 +197,85 @@ def iter_inventory(path: str | Path, *, batch_rows: int = 1_000) -> Iterator[Obj
 
 
 def inventory_stats(path: str | Path) -> ManifestStats:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     pf = pq.ParquetFile(path)
     sizes = pf.read(columns=["size"]).column("size")
-    import pyarrow.compute as pc  # here, not at start: ~20 ms of import that only this needs
-
     return ManifestStats(str(path), pf.metadata.num_rows, int(pc.sum(sizes).as_py() or 0), file_sha256(str(path)))
 
 
+class Inventory:
+    """A job's listing of the source: its counts at once, its objects for the job, and its manifest.
+
+    A listing of up to ``keep`` objects (nearly every dataset of a single job) is held in memory: the job
+    starts on it at once while a thread writes the Parquet manifest, so that pyarrow's import (~0.15 s of
+    CPU with numpy) overlaps the first transfers instead of delaying them. A longer listing goes to Parquet
+    as it streams in (memory stays bounded) and the job reads it back from there. Either way the manifest
+    is the same file, and ``stats()`` (its hash, for the summary) waits until it is written.
+    """
+
+    def __init__(self, path: Path, objects: int, total: int, held: list[ObjectInfo] | None) -> None:
+        self.path = path
+        self.objects = objects
+        self.bytes = total
+        self._held = held
+        self._stats: ManifestStats | None = None
+        self._error: BaseException | None = None
+        self._writer: threading.Thread | None = None
+
+    @classmethod
+    def take(cls, listing: Iterable[ObjectInfo], path: str | Path, *, keep: int = 10_000) -> Inventory:
+        path = Path(path)
+        it = iter(listing)
+        held: list[ObjectInfo] = []
+        for info in it:
+            held.append(info)
+            if len(held) > keep:  # a long listing: streamed to Parquet, not held
+                stats = write_inventory(chain(held, it), path)
+                inv = cls(path, stats.objects, stats.bytes, None)
+                inv._stats = stats
+                return inv
+        inv = cls(path, len(held), sum(o.size for o in held), held)
+        inv._writer = threading.Thread(target=inv._write, name="hdh-inventory")
+        inv._writer.start()
+        return inv
+
+    def _write(self) -> None:
+        assert self._held is not None
+        try:
+            self._stats = write_inventory(self._held, self.path)
+        except BaseException as exc:  # raised to the job by stats()
+            self._error = exc
+
+    def rows(self) -> Iterator[ObjectInfo]:
+        """The listed objects, in listing order (from memory, or read back from the manifest)."""
+        if self._held is not None:
+            return iter(self._held)
+        return iter_inventory(self.path)
+
+    def stats(self) -> ManifestStats:
+        """The written manifest (path, counts, SHA-256 of the file); waits for its writing to end."""
+        if self._writer is not None:
+            self._writer.join()
+        if self._error is not None:
+            raise self._error
+        assert self._stats is not None
+        return self._stats
+
+
 class ResultsWriter:
-    """Thread-safe, buffered writer of per-object results (the integrity evidence)."""
+    """Thread-safe, buffered writer of per-object results (the integrity evidence).
+
+    The Parquet file is opened at the first row group written (or at close): a job of a few thousand
+    objects only needs pyarrow at its end."""
 
     def __init__(self, path: str | Path, *, batch_rows: int = 5_000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self.path, RESULT_SCHEMA, compression="zstd")
-        self._rows_buffer = _Columns(RESULT_SCHEMA)
+        self._writer: Any = None
+        self._closed = False
+        self._rows_buffer = _Columns("results", RESULT_FIELDS)
         self._rows = batch_rows
         self._lock = threading.Lock()
         self.count = 0
@@ -166,28 +288,40 @@ class ResultsWriter:
             if len(self._rows_buffer) >= self._rows:
                 self._flush()
 
+    def _open(self) -> Any:
+        if self._writer is None:
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(self.path, result_schema(), compression="zstd")
+        return self._writer
+
     def _flush(self) -> None:
         if len(self._rows_buffer):
-            self._writer.write_table(self._rows_buffer.take())
+            self._open().write_table(self._rows_buffer.take(result_schema()))
 
     def close(self) -> ManifestStats:
         with self._lock:
-            self._flush()
-            if self.count == 0:
-                self._writer.write_table(pa.Table.from_pylist([], schema=RESULT_SCHEMA))
-            self._writer.close()
+            if not self._closed:
+                self._flush()
+                writer = self._open()
+                if self.count == 0:
+                    writer.write_table(self._rows_buffer.take(result_schema()))
+                writer.close()
+                self._closed = True
         return ManifestStats(str(self.path), self.count, 0, file_sha256(str(self.path)))
 
     def __enter__(self) -> ResultsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._writer.is_open:
+        if not self._closed:
             self.close()
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """Small result files only (tests, reports of a shard); large ones are read with pyarrow directly."""
+    import pyarrow.parquet as pq
+
     return pq.read_table(path).to_pylist()
 
 
