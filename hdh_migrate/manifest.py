@@ -29,75 +29,65 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-@functools.cache
-def inventory_schema() -> pa.Schema:
+# The columns, one list per manifest: (name, Arrow type, nullable). Their names are known without pyarrow
+# (rows are buffered before it is imported); the Arrow schemas are built from the same lists on first use.
+_INVENTORY_COLUMNS = (
+    ("name", "string", False),
+    ("size", "int64", False),
+    ("etag", "string", False),
+    ("last_modified", "timestamp", False),
+    ("content_type", "string", True),
+    ("content_md5", "string", True),  # hex, null when the blob has none
+    ("metadata", "string", True),  # JSON object
+)
+_RESULT_COLUMNS = (
+    ("name", "string", False),  # source blob name
+    ("key", "string", True),  # destination key
+    ("size", "int64", True),
+    ("status", "string", False),
+    ("reason", "string", True),
+    ("algorithm", "string", True),
+    ("source_sha256", "string", True),
+    ("dest_sha256", "string", True),
+    ("md5", "string", True),
+    ("source_etag", "string", True),
+    ("source_last_modified", "timestamp", True),
+    ("source_content_md5", "string", True),
+    ("dest_etag", "string", True),
+    ("parts", "int32", True),
+    ("part_size", "int64", True),
+    ("attempts", "int32", True),
+    ("error_code", "string", True),
+    ("seconds", "float64", True),
+)
+INVENTORY_FIELDS = tuple(name for name, _, _ in _INVENTORY_COLUMNS)
+RESULT_FIELDS = tuple(name for name, _, _ in _RESULT_COLUMNS)
+
+
+def _schema(columns: tuple[tuple[str, str, bool], ...], kind: str) -> pa.Schema:
     import pyarrow as pa
 
+    types = {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
     return pa.schema(
-        [
-            pa.field("name", pa.string(), nullable=False),
-            pa.field("size", pa.int64(), nullable=False),
-            pa.field("etag", pa.string(), nullable=False),
-            pa.field("last_modified", pa.timestamp("us", tz="UTC"), nullable=False),
-            pa.field("content_type", pa.string()),
-            pa.field("content_md5", pa.string()),  # hex, null when the blob has none
-            pa.field("metadata", pa.string()),  # JSON object
-        ],
-        metadata={"producer": "hdh-migrate", "kind": "inventory"},
+        [pa.field(name, types[t], nullable=nullable) for name, t, nullable in columns],
+        metadata={"producer": "hdh-migrate", "kind": kind},
     )
+
+
+@functools.cache
+def inventory_schema() -> pa.Schema:
+    return _schema(_INVENTORY_COLUMNS, "inventory")
 
 
 @functools.cache
 def result_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            pa.field("name", pa.string(), nullable=False),  # source blob name
-            pa.field("key", pa.string()),  # destination key
-            pa.field("size", pa.int64()),
-            pa.field("status", pa.string(), nullable=False),
-            pa.field("reason", pa.string()),
-            pa.field("algorithm", pa.string()),
-            pa.field("source_sha256", pa.string()),
-            pa.field("dest_sha256", pa.string()),
-            pa.field("md5", pa.string()),
-            pa.field("source_etag", pa.string()),
-            pa.field("source_last_modified", pa.timestamp("us", tz="UTC")),
-            pa.field("source_content_md5", pa.string()),
-            pa.field("dest_etag", pa.string()),
-            pa.field("parts", pa.int32()),
-            pa.field("part_size", pa.int64()),
-            pa.field("attempts", pa.int32()),
-            pa.field("error_code", pa.string()),
-            pa.field("seconds", pa.float64()),
-        ],
-        metadata={"producer": "hdh-migrate", "kind": "results"},
-    )
-
-
-# The columns, known without pyarrow (rows are buffered before it is imported).
-INVENTORY_FIELDS = ("name", "size", "etag", "last_modified", "content_type", "content_md5", "metadata")
-RESULT_FIELDS = (
-    "name",
-    "key",
-    "size",
-    "status",
-    "reason",
-    "algorithm",
-    "source_sha256",
-    "dest_sha256",
-    "md5",
-    "source_etag",
-    "source_last_modified",
-    "source_content_md5",
-    "dest_etag",
-    "parts",
-    "part_size",
-    "attempts",
-    "error_code",
-    "seconds",
-)
+    return _schema(_RESULT_COLUMNS, "results")
 
 
 def __getattr__(name: str) -> Any:
@@ -216,12 +206,14 @@ class Inventory:
     the same file, and ``stats()`` (its hash, for the summary) waits until it is written.
     """
 
-    def __init__(self, path: Path, objects: int, total: int, held: list[ObjectInfo] | None) -> None:
+    def __init__(
+        self, path: Path, objects: int, total: int, held: list[ObjectInfo] | None, stats: ManifestStats | None = None
+    ) -> None:
         self.path = path
         self.objects = objects
         self.bytes = total
         self._held = held
-        self._stats: ManifestStats | None = None
+        self._stats = stats
         self._error: BaseException | None = None
         self._writer: threading.Thread | None = None
 
@@ -234,9 +226,7 @@ class Inventory:
             held.append(info)
             if len(held) > keep:  # a long listing: streamed to Parquet, not held
                 stats = write_inventory(chain(held, it), path)
-                inv = cls(path, stats.objects, stats.bytes, None)
-                inv._stats = stats
-                return inv
+                return cls(path, stats.objects, stats.bytes, None, stats)
         inv = cls(path, len(held), sum(o.size for o in held), held)
         inv._writer = threading.Thread(target=inv._write, name="hdh-inventory")
         inv._writer.start()
