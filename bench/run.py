@@ -19,7 +19,7 @@ from typing import Any
 
 from hdh_migrate import rig
 
-from . import measure, shapes, tools
+from . import measure, scalestore, shapes, tools
 from .shapes import GiB, MiB, Shape
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -172,15 +172,19 @@ class Bench:
         tools.delete_prefix(f"{base}/")
 
     def scale(self, shape: Shape) -> None:
-        """100,000 small objects: listing (the inventory) and the whole copy, once; memory is the point."""
+        """100,000 small objects: listing (the inventory) and the whole copy, once; memory is the point.
+
+        They are read from the scale shape's own Azurite (bench/scalestore.py)."""
         e = self.env
         log(f"{shape.name}: {shape.describe()} -- listing and a full copy with hdh-migrate, once")
         tools.vacuum_store()
-        inv = [tools.HDH, "inventory", f"azure://{shapes.CONTAINER}/{shape.prefix}", "--out",
-               str(e.tmp / "scale-inventory.parquet")]
-        self.measure(shape, "hdh_inventory", 1, inv, e.hdh_env())
-        dest = f"{self.run_id}/{shape.name}/hdh/"
-        self.measure(shape, "hdh_copy", 1, e.hdh_copy(shape.prefix, dest, "w-scale-c"), e.hdh_env())
+        with scalestore.running(log) as conn:
+            env = e.hdh_env() | {"AZURE_STORAGE_CONNECTION_STRING": conn}
+            inv = [tools.HDH, "inventory", f"azure://{shapes.CONTAINER}/{shape.prefix}", "--out",
+                   str(e.tmp / "scale-inventory.parquet")]
+            self.measure(shape, "hdh_inventory", 1, inv, env)
+            dest = f"{self.run_id}/{shape.name}/hdh/"
+            self.measure(shape, "hdh_copy", 1, e.hdh_copy(shape.prefix, dest, "w-scale-c"), env)
         tools.delete_prefix(f"{self.run_id}/{shape.name}/")
 
     def huge(self, shape: Shape) -> None:
@@ -433,10 +437,14 @@ def main(argv: list[str] | None = None) -> int:
 
     S3Store(s3_settings_from_env(rig.env()), tools.BUCKET).create_bucket()
     tools.ensure_rclone(log)
-    wanted = [shapes.SHAPES["warm"], picked["large"], picked["small"]] + ([picked["scale"]] if do_scale else []) + \
-        ([picked["huge"]] if do_huge else [])
+    wanted = [shapes.SHAPES["warm"], picked["large"], picked["small"]] + ([picked["huge"]] if do_huge else [])
     for s in wanted:
         shapes.seed(conn, s, log=log)
+    # the 100,000-blob shape lives in an Azurite of its own (bench/scalestore.py), never in the rig's
+    shapes.unseed(conn, picked["scale"], log=log)
+    if do_scale:
+        with scalestore.running(log) as scale_conn:
+            shapes.seed(scale_conn, picked["scale"], log=log)
     t_seeded = time.monotonic()
 
     bench = Bench(args)

@@ -155,6 +155,25 @@ def seed(conn_str: str, shape: Shape, *, log=print) -> float:  # type: ignore[no
     return secs
 
 
+def unseed(conn_str: str, shape: Shape, *, log=print) -> int:  # type: ignore[no-untyped-def]
+    """Delete a shape (and its marker) from an Azurite that should not hold it; returns the blobs deleted.
+
+    Used once on a rig seeded before the scale shape moved to an Azurite of its own (bench/scalestore.py).
+    """
+    cc = _container(conn_str)
+    names = [b.name for b in cc.list_blobs(name_starts_with=shape.prefix)]
+    marker = cc.get_blob_client(_marker_name(shape))
+    has_marker = marker.exists()
+    if not names and not has_marker:
+        return 0
+    log(f"removing {len(names):,} blobs of {shape.name} from {cc.url} (it has an Azurite of its own now)")
+    if has_marker:  # first, so that an interrupted removal is never taken for a complete seed
+        marker.delete_blob()
+    for i in range(0, len(names), 256):  # the Blob Batch API takes at most 256 sub-requests
+        cc.delete_blobs(*names[i:i + 256])
+    return len(names)
+
+
 def _slice(shape: Shape, i: int, offset: int, length: int) -> bytes:
     """Bytes [offset, offset+length) of a huge object, generated block-wise (64 MiB blocks)."""
     block = 64 * MiB

