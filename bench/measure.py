@@ -57,7 +57,13 @@ def _tree_cpu(pid: int) -> float:
 def store_pids() -> dict[str, int]:
     from hdh_migrate import rig
 
-    return {name: int(s["pid"]) for name, s in rig.status().items() if s["pid"]}  # type: ignore[call-overload]
+    from . import scalestore
+
+    pids = {name: int(s["pid"]) for name, s in rig.status().items() if s["pid"]}  # type: ignore[call-overload]
+    scale = scalestore.running_pid()  # the scale shape's own Azurite, while it runs
+    if scale is not None:
+        pids[scalestore.NAME] = scale
+    return pids
 
 
 def ensure_time() -> str:

@@ -29,15 +29,20 @@ def _pid_file(root: Path) -> Path:
 
 def _stop_stale(root: Path) -> None:
     """A bench killed mid-run leaves its scale Azurite behind: stop it before starting another."""
-    pf = _pid_file(root)
-    try:
-        pid = int(pf.read_text())
-    except (OSError, ValueError):
-        return
-    with contextlib.suppress(OSError):
-        os.kill(pid, 0)
+    pid = running_pid()
+    if pid is not None:
         rig.kill_group(pid)
-    pf.unlink(missing_ok=True)
+    _pid_file(root).unlink(missing_ok=True)
+
+
+def running_pid() -> int | None:
+    """The scale Azurite's pid while it runs (the bench samples its CPU as it does the rig's servers)."""
+    try:
+        pid = int(_pid_file(rig.rig_dir()).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
 @contextlib.contextmanager
