@@ -12,10 +12,8 @@ rig's Azurite, which holds nothing but their own shapes.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from hdh_migrate import rig
 
@@ -23,46 +21,42 @@ PORT = 10100
 NAME = "azurite-scale"
 
 
-def _pid_file(root: Path) -> Path:
-    return root / f"{NAME}.pid"
-
-
-def _stop_stale(root: Path) -> None:
-    """A bench killed mid-run leaves its scale Azurite behind: stop it before starting another."""
-    pid = running_pid()
-    if pid is not None:
-        rig.kill_group(pid)
-    _pid_file(root).unlink(missing_ok=True)
-
-
 def running_pid() -> int | None:
     """The scale Azurite's pid while it runs (the bench samples its CPU as it does the rig's servers)."""
-    try:
-        pid = int(_pid_file(rig.rig_dir()).read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
+    return rig.recorded(NAME)
 
 
 @contextlib.contextmanager
 def running(log=print) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """Start the scale Azurite, yield its connection string, stop it (its whole process group) on exit."""
-    root = rig.rig_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    _stop_stale(root)
+    """Start the scale Azurite, yield its connection string, stop it (its whole process group) on exit.
+
+    It is recorded in the rig's state while it runs, so `hdh-migrate rig down` stops it too, and a bench
+    killed mid-run leaves nothing that the next run (or `rig down`) does not stop."""
+    stale = rig.recorded(NAME)
+    if stale is not None:
+        rig.kill_group(stale)
+    rig.record(NAME, None)
     if rig.port_open(PORT):
         raise SystemExit(f"bench: {rig.HOST}:{PORT} is taken by another process; the scale shape's Azurite needs it")
+    root = rig.rig_dir()
+    root.mkdir(parents=True, exist_ok=True)
     svc = rig.azurite_service(PORT, root / NAME, name=NAME)
-    pid_file = _pid_file(root)
-    proc = rig.start(svc, root, on_spawn=lambda pid: pid_file.write_text(str(pid)))
-    log(f"{NAME} up on {rig.HOST}:{PORT} (pid {proc.pid}, data {svc.data})")
+    spawned: list[int] = []
+
+    def on_spawn(pid: int) -> None:
+        spawned.append(pid)
+        rig.record(NAME, pid)
+
     try:
+        proc = rig.start(svc, root, on_spawn=on_spawn)
+        log(f"{NAME} up on {rig.HOST}:{PORT} (pid {proc.pid}, data {svc.data})")
         yield rig.azure_connection_string(PORT)
     finally:
-        rig.kill_group(proc.pid)
-        pid_file.unlink(missing_ok=True)
-        log(f"{NAME} stopped")
+        for pid in spawned:
+            rig.kill_group(pid)
+        rig.record(NAME, None)
+        if spawned:
+            log(f"{NAME} stopped")
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m bench.scalestore (Ctrl-C stops it)

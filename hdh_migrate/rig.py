@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 # Rig-only S3 identities (loopback, throwaway data): an admin and a read-only key for access tests.
 S3_ADMIN = ("hdhrigadmin", "hdh-rig-admin-secret")
 S3_READER = ("hdhrigreader", "hdh-rig-reader-secret")
+# data folders of servers started beside the rig (bench/scalestore.py), deleted by ``down(purge=True)`` too
+EXTRA_DATA = ("azurite-scale",)
 
 
 def project_root() -> Path | None:
@@ -246,7 +249,7 @@ def up(*, quiet: bool = False) -> dict[str, int]:
     return state
 
 
-def start(svc: Service, root: Path, on_spawn=None) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+def start(svc: Service, root: Path, on_spawn: Callable[[int], None] | None = None) -> subprocess.Popen[bytes]:
     """Spawn one server in a process group of its own (so stopping it takes its children) and wait until it
     answers; ``on_spawn(pid)`` runs before the wait, so a server that hangs at start can still be stopped."""
     svc.data.mkdir(parents=True, exist_ok=True)
@@ -271,8 +274,27 @@ def _record(root: Path, state: dict[str, int], name: str, pid: int) -> None:
     _state_file(root).write_text(json.dumps(state))
 
 
+def record(name: str, pid: int | None) -> None:
+    """Note a server started beside the rig (the benchmark's second Azurite), or forget it (pid None), so
+    that ``down`` stops it with the others, whoever started it."""
+    root = rig_dir()
+    state = _load_state(root)
+    if pid is None:
+        state.pop(name, None)
+    else:
+        state[name] = pid
+    _state_file(root).write_text(json.dumps(state))
+
+
+def recorded(name: str) -> int | None:
+    """The pid of a server the rig's state holds, if it still runs."""
+    pid = _load_state(rig_dir()).get(name)
+    return pid if pid and _alive(pid) else None
+
+
 def down(*, purge: bool = False) -> None:
-    """Stop both servers (their whole process groups); with purge, delete their data."""
+    """Stop the servers (their whole process groups, a recorded extra one too); with purge, delete the data
+    of every server the rig dir holds."""
     root = rig_dir()
     state = _load_state(root)
     for name, pid in state.items():
@@ -280,7 +302,7 @@ def down(*, purge: bool = False) -> None:
         print(f"rig: {name} stopped", file=sys.stderr)
     _state_file(root).unlink(missing_ok=True)
     if purge and root.exists():
-        for sub in ("azurite", "seaweedfs"):
+        for sub in ("azurite", "seaweedfs", *EXTRA_DATA):
             shutil.rmtree(root / sub, ignore_errors=True)
 
 

@@ -45,27 +45,31 @@ def test_progress_line_shows_objects_bytes_rate_and_eta() -> None:
     assert "1/10 objects" in line and "25.0 MiB/100.0 MiB" in line and "MiB/s" in line and "ETA" in line
 
 
-def test_a_second_azurite_starts_on_loopback_answers_and_stops_with_its_children(tmp_path) -> None:
-    """The benchmark keeps its 100,000-blob shape in an Azurite of its own (bench/scalestore.py)."""
+def test_a_second_azurite_answers_and_rig_down_stops_it_and_purges_its_data(tmp_path, monkeypatch) -> None:
+    """The benchmark keeps its 100,000-blob shape in an Azurite of its own (bench/scalestore.py), recorded in
+    the rig's state so that `rig down` stops it too. Run in a rig dir of its own: the session's rig stays up."""
     import socket
 
     from azure.storage.blob import BlobServiceClient
 
+    monkeypatch.setenv("HDH_RIG_DIR", str(tmp_path))
     with socket.socket() as s:  # a free loopback port
         s.bind((rig.HOST, 0))
         port = s.getsockname()[1]
-    svc = rig.azurite_service(port, tmp_path / "data", name="azurite-extra")
-    spawned: list[int] = []
-    proc = rig.start(svc, tmp_path, on_spawn=spawned.append)
+    name = rig.EXTRA_DATA[0]
+    svc = rig.azurite_service(port, tmp_path / name, name=name)
+    proc = rig.start(svc, tmp_path, on_spawn=lambda pid: rig.record(name, pid))
     try:
-        assert spawned == [proc.pid]
+        assert rig.recorded(name) == proc.pid
         client = BlobServiceClient.from_connection_string(rig.azure_connection_string(port))
         client.create_container("second")
         client.get_blob_client("second", "a.txt").upload_blob(b"hello")
         assert client.get_blob_client("second", "a.txt").download_blob().readall() == b"hello"
-        assert rig.port_open(port)
+        assert (tmp_path / name).is_dir() and (tmp_path / f"{name}.log").exists()
+        rig.down(purge=True)
+        assert proc.wait(timeout=10) is not None
+        assert not rig.port_open(port)
+        assert not (tmp_path / name).exists()
+        assert rig.recorded(name) is None
     finally:
         rig.kill_group(proc.pid)
-    assert proc.wait(timeout=10) is not None
-    assert not rig.port_open(port)
-    assert (tmp_path / "azurite-extra.log").exists()
