@@ -139,10 +139,11 @@ class Bench:
         if not self.args.skip_airflow:
             contenders.append(airflow)
         log(f"{shape.name}: {shape.describe()} ({shapes.human(shape.total)}), {self.args.reps} repetition(s)")
-        # warm-up, untimed: the source's files into the page cache, connections and imports warm
-        measure.run("warm-up", e.azure_read_limit(shape.prefix), env=hdh_env)
         tools.vacuum_store()
         for rep in range(1, self.args.reps + 1):
+            # untimed: a fresh Azurite for every repetition, warmed by one read of the shape (its files into the
+            # page cache, its JIT warm), so that no contender meets an Azurite aged by the runs before it
+            self.fresh_azurite(shape, hdh_env)
             k = (rep - 1) % len(contenders)  # rotate the order: no contender always runs first or last
             for fn in contenders[k:] + contenders[:k]:
                 fn(rep)
@@ -150,6 +151,17 @@ class Bench:
             # meets the same store
             tools.delete_prefix(f"{base}/")
             tools.vacuum_store()
+
+    def fresh_azurite(self, shape: Shape, env: dict[str, str]) -> None:
+        """Restart the rig's Azurite (SeaweedFS stays up) and read the shape once, untimed.
+
+        Why: the same 512 MiB copy cost Azurite 2.35-2.8 CPU-s in every repetition of runs made an hour or
+        more into its uptime, against 0.7-0.9 CPU-s in most copies after a restart: in the expensive ones a
+        V8 major garbage collection takes half of its CPU (perf: ConcurrentMarking, Sweeper). A store
+        aged by the runs before would tax whichever contender came later; Azure itself does not age so."""
+        rig.stop_service("azurite")
+        rig.up(quiet=True)
+        measure.run("warm-up", self.env.azure_read_limit(shape.prefix), env=env)
 
     def warm_up(self, shape: Shape) -> None:
         """Run every tool once on a tiny shape, untimed: bytecode caches, server-side caches, connections."""
@@ -192,6 +204,7 @@ class Bench:
         budget = self.args.huge_budget
         log(f"{shape.name}: {shape.describe()} copied with --max-memory {budget}, once")
         tools.vacuum_store()
+        self.fresh_azurite(shape, e.hdh_env())
         dest = f"{self.run_id}/{shape.name}/hdh/"
         rec = self.measure(shape, "hdh_copy", 1, e.hdh_copy(shape.prefix, dest, "w-huge-c", ["--max-memory", budget]),
                            e.hdh_env())
