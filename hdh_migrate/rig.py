@@ -243,7 +243,8 @@ def up(*, quiet: bool = False) -> dict[str, int]:
                 f"port {HOST}:{svc.port} is taken by a process this rig did not start",
                 hint="stop it, or stop the other rig (HDH_RIG_DIR) that owns it, then run 'hdh-migrate rig up' again",
             )
-        proc = start(svc, root, on_spawn=lambda pid, name=svc.name: _record(root, state, name, pid))
+        proc = start(svc, root, on_spawn=lambda pid, name=svc.name: record(name, pid))
+        state[svc.name] = proc.pid
         if not quiet:
             print(f"rig: {svc.name} up on {HOST}:{svc.port} (pid {proc.pid}, data {svc.data})", file=sys.stderr)
     return state
@@ -269,14 +270,9 @@ def start(svc: Service, root: Path, on_spawn: Callable[[int], None] | None = Non
     return proc
 
 
-def _record(root: Path, state: dict[str, int], name: str, pid: int) -> None:
-    state[name] = pid
-    _state_file(root).write_text(json.dumps(state))
-
-
 def record(name: str, pid: int | None) -> None:
-    """Note a server started beside the rig (the benchmark's second Azurite), or forget it (pid None), so
-    that ``down`` stops it with the others, whoever started it."""
+    """Note a server in the rig's state, or forget it (pid None): the rig's own and one started beside it
+    (the benchmark's second Azurite), so that ``down`` stops it with the others, whoever started it."""
     root = rig_dir()
     state = _load_state(root)
     if pid is None:
@@ -337,9 +333,8 @@ def status() -> dict[str, dict[str, object]]:
 
 
 def stop_service(name: str) -> None:
-    """Stop one server (tests use it to simulate an outage); ``up()`` brings it back."""
-    root = rig_dir()
-    state = _load_state(root)
-    if name in state:
-        kill_group(state.pop(name))
-        _state_file(root).write_text(json.dumps(state))
+    """Stop one server (the benchmark restarts Azurite with it); ``up()`` brings it back."""
+    pid = _load_state(rig_dir()).get(name)
+    if pid:
+        kill_group(pid)
+        record(name, None)
