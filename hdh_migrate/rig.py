@@ -103,6 +103,9 @@ def azurite_service(port: int, data: Path, name: str = "azurite") -> Service:
         "--skipApiVersionCheck",
         "--loose",
         "--silent",
+        # Azurite's telemetry is on by default: it probes the cloud metadata address (169.254.169.254) and
+        # sends usage events out. Nothing of this rig may reach beyond loopback.
+        "--disableTelemetry",
     ]
     return Service(name, port, argv, data)
 
@@ -124,6 +127,8 @@ def _services(root: Path) -> list[Service]:
                 f"-s3.port={S3_PORT}",
                 f"-s3.config={ident}",
                 "-admin.ui=false",
+                # on by default: anonymous cluster statistics sent to telemetry.seaweedfs.com; loopback only
+                "-master.telemetry=false",
                 # every bucket takes volumes of its own; the automatic cap (free disk / volume size) ran out
                 # under a test suite that creates a bucket per test
                 "-volume.max=1000",

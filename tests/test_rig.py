@@ -73,3 +73,63 @@ def test_a_second_azurite_answers_and_rig_down_stops_it_and_purges_its_data(tmp_
         assert rig.recorded(name) is None
     finally:
         rig.kill_group(proc.pid)
+
+
+def _remote_addresses(pid: int) -> set[str]:
+    """The remote ends of every socket the process (and its children) has open."""
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    out: set[str] = set()
+    for p in procs:
+        for c in p.net_connections(kind="inet"):
+            if c.raddr:
+                out.add(c.raddr.ip)
+    return out
+
+
+def _outside_loopback(addresses: set[str]) -> set[str]:
+    import ipaddress
+
+    return {a for a in addresses if not ipaddress.ip_address(a).is_loopback}
+
+
+def test_rig_servers_reach_no_address_but_loopback(tmp_path, monkeypatch, rig_env) -> None:
+    """Azurite and SeaweedFS both send telemetry out by default: Azurite probes the cloud metadata address
+    (169.254.169.254) within a second or two of starting, `weed mini` reports to telemetry.seaweedfs.com.
+    The rig turns both off. A fresh Azurite started the rig's way is watched from its first seconds; the
+    session's SeaweedFS is watched while it serves a write and a read."""
+    import socket
+    import time
+
+    from azure.storage.blob import BlobServiceClient
+
+    from hdh_migrate.config import s3_settings_from_env
+    from hdh_migrate.stores import S3Store
+
+    s3 = S3Store(s3_settings_from_env(rig_env), "telemetry-probe")
+    s3.create_bucket()
+    s3.client.put_object(Bucket="telemetry-probe", Key="a.txt", Body=b"hello")
+    assert s3.client.get_object(Bucket="telemetry-probe", Key="a.txt")["Body"].read() == b"hello"
+    weed = rig.status()["seaweedfs"]["pid"]
+    assert isinstance(weed, int)
+    monkeypatch.setenv("HDH_RIG_DIR", str(tmp_path))  # the fresh Azurite's log and data go there
+    with socket.socket() as s:
+        s.bind((rig.HOST, 0))
+        port = s.getsockname()[1]
+    svc = rig.azurite_service(port, tmp_path / "azurite-telemetry", name="azurite-telemetry")
+    proc = rig.start(svc, tmp_path)
+    try:
+        client = BlobServiceClient.from_connection_string(rig.azure_connection_string(port))
+        client.create_container("quiet")
+        client.get_blob_client("quiet", "a.txt").upload_blob(b"hello")
+        seen: set[str] = set()
+        deadline = time.monotonic() + 4  # measured: an Azurite with telemetry on opens 5 sockets out within 1.5 s
+        while time.monotonic() < deadline:
+            seen |= _remote_addresses(proc.pid) | _remote_addresses(weed)
+            time.sleep(0.2)
+        assert seen, "no socket of the servers was seen at all: the probe itself is broken"
+        assert not _outside_loopback(seen), f"the rig's servers opened sockets beyond loopback: {seen}"
+    finally:
+        rig.kill_group(proc.pid)
