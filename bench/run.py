@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -53,6 +54,10 @@ class Bench:
     # -- one measured subprocess ------------------------------------------------------------------
     def measure(self, shape: Shape, tool: str, rep: int, argv: list[str], env: dict[str, str],
                 seconds_from: str = "wall") -> dict[str, Any]:
+        # untimed: no dirty page cache left by the contender before (SeaweedFS writes its volumes through
+        # it; ~2 GB pile up within a repetition). Without this, a `copy --verify full` run third in a
+        # repetition cost SeaweedFS 6.3-7.6 CPU-s where it costs 5.6 when it meets a clean cache
+        os.sync()
         r = measure.run(f"{shape.name}/{tool}", argv, env=env)
         rec: dict[str, Any] = {
             "shape": shape.name, "tool": tool, "rep": rep, "rc": r.rc, "wall_s": round(r.wall_s, 3),
@@ -139,7 +144,7 @@ class Bench:
         if not self.args.skip_airflow:
             contenders.append(airflow)
         log(f"{shape.name}: {shape.describe()} ({shapes.human(shape.total)}), {self.args.reps} repetition(s)")
-        tools.vacuum_store()
+        log("  " + tools.vacuum_store())
         for rep in range(1, self.args.reps + 1):
             # untimed: a fresh Azurite for every repetition, warmed by one read of the shape (its files into the
             # page cache, its JIT warm), so that no contender meets an Azurite aged by the runs before it
@@ -150,7 +155,7 @@ class Bench:
             # untimed: what this repetition wrote goes, and the store compacts, so that every repetition
             # meets the same store
             tools.delete_prefix(f"{base}/")
-            tools.vacuum_store()
+            log("  " + tools.vacuum_store())
 
     def fresh_azurite(self, shape: Shape, env: dict[str, str]) -> None:
         """Restart the rig's Azurite (SeaweedFS stays up) and read the shape once, untimed.
@@ -189,7 +194,7 @@ class Bench:
         They are read from the scale shape's own Azurite (bench/scalestore.py)."""
         e = self.env
         log(f"{shape.name}: {shape.describe()} -- listing and a full copy with hdh-migrate, once")
-        tools.vacuum_store()
+        log("  " + tools.vacuum_store())
         with scalestore.running(log) as conn:
             env = e.hdh_env() | {"AZURE_STORAGE_CONNECTION_STRING": conn}
             inv = [tools.HDH, "inventory", f"azure://{shapes.CONTAINER}/{shape.prefix}", "--out",
@@ -203,7 +208,7 @@ class Bench:
         e = self.env
         budget = self.args.huge_budget
         log(f"{shape.name}: {shape.describe()} copied with --max-memory {budget}, once")
-        tools.vacuum_store()
+        log("  " + tools.vacuum_store())
         self.fresh_azurite(shape, e.hdh_env())
         dest = f"{self.run_id}/{shape.name}/hdh/"
         rec = self.measure(shape, "hdh_copy", 1, e.hdh_copy(shape.prefix, dest, "w-huge-c", ["--max-memory", budget]),
