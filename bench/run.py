@@ -157,6 +157,27 @@ class Bench:
             tools.delete_prefix(f"{base}/")
             log("  " + tools.vacuum_store())
 
+    def compare_multipart(self, shape: Shape) -> None:
+        """hdh-migrate and rclone on objects above rclone's single-PUT cutoff (200 MiB), copies only.
+
+        Why: below the cutoff rclone sends each object as one streamed PUT and hashes nothing; above it, it
+        uploads parts with an MD5 each, as every multipart copier must send some integrity header. The
+        4 x 128 MiB shape of the targets sits just below; this one shows the other side. Informative: no
+        target is computed on it."""
+        e = self.env
+        base = f"{self.run_id}/{shape.name}"
+        log(f"{shape.name}: {shape.describe()} ({shapes.human(shape.total)}), {self.args.reps} repetition(s), "
+            "copies only")
+        log("  " + tools.vacuum_store())
+        for rep in range(1, self.args.reps + 1):
+            self.fresh_azurite(shape, e.hdh_env())
+            runs = [("hdh_copy", e.hdh_copy(shape.prefix, f"{base}/hdh/{rep}/", f"w-{shape.name}-c{rep}"), e.hdh_env()),
+                    ("rclone_copy", e.rclone_copy(shape.name, f"{base}/rclone/{rep}"), e.rclone_env())]
+            for tool, argv, env in (runs if rep % 2 else runs[::-1]):  # alternate who goes first
+                self.measure(shape, tool, rep, argv, env)
+            tools.delete_prefix(f"{base}/")
+            log("  " + tools.vacuum_store())
+
     def fresh_azurite(self, shape: Shape, env: dict[str, str]) -> None:
         """Restart the rig's Azurite (SeaweedFS stays up) and read the shape once, untimed.
 
@@ -288,6 +309,13 @@ def reduce(runs: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
             "best_observed_objps": _max(lim(small, "objps"), m(small, "rclone_copy", "objps"),
                                         m(small, "hdh_copy", "objps"), m(small, "proto_copy", "objps")),
         },
+        "large_multipart": {
+            "shape": names.get("multipart_desc"),
+            "hdh_mibps": m(names.get("multipart", ""), "hdh_copy", "mibps"),
+            "rclone_mibps": m(names.get("multipart", ""), "rclone_copy", "mibps"),
+            "hdh_cpu_s": m(names.get("multipart", ""), "hdh_copy", "cpu_s"),
+            "rclone_cpu_s": m(names.get("multipart", ""), "rclone_copy", "cpu_s"),
+        },
         "verify": {
             # one command, `copy --verify full` (the two separate commands: hdh_copy_then_verify_s)
             "hdh_copy_verify_s": m(large, "hdh_copy_verify", "seconds"),
@@ -339,6 +367,8 @@ def reduce(runs: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
         "small_hdh_vs_rclone": ratio(S["hdh_objps"], S["rclone_objps"]),
         "small_hdh_vs_airflow_op": ratio(S["hdh_objps"], S["airflow_op_objps"]),
         "copy_verify_rclone_over_hdh_time": ratio(V["rclone_copy_check_s"], V["hdh_copy_verify_s"]),
+        "large_multipart_hdh_vs_rclone": ratio(out["large_multipart"]["hdh_mibps"],
+                                               out["large_multipart"]["rclone_mibps"]),
         "rss_100k_over_1k": ratio(R["hdh_100k"], R["hdh_1k"]),
         "rss_large_over_1k": ratio(R["hdh_large"], R["hdh_1k"]),
     }
@@ -397,6 +427,11 @@ def print_report(res: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     p(f"large ({L['shape']}): hdh {_f(L['hdh_mibps'])} MiB/s (copy phase alone {_f(L['hdh_internal_mibps'])}), "
       f"rclone {_f(L['rclone_mibps'])}, Airflow operator {_f(L['airflow_op_mibps'])}, store limit "
       f"{_f(L['limit_mibps'])} (read {_f(L['limit_read_mibps'])}, write {_f(L['limit_write_mibps'])})")
+    LM = res.get("large_multipart") or {}
+    if LM.get("hdh_mibps") or LM.get("rclone_mibps"):
+        p(f"large, above rclone's 200 MiB single-PUT cutoff ({LM['shape']}, informative): hdh "
+          f"{_f(LM['hdh_mibps'])} MiB/s ({_f(LM['hdh_cpu_s'], '{:.2f}')} CPU s), rclone {_f(LM['rclone_mibps'])} "
+          f"({_f(LM['rclone_cpu_s'], '{:.2f}')} CPU s)")
     p(f"small ({S['shape']}): hdh {_f(S['hdh_objps'])} obj/s, rclone {_f(S['rclone_objps'])}, Airflow operator "
       f"{_f(S['airflow_op_objps'])}, store limit {_f(S['limit_objps'])}")
     p(f"copy + full verification, large: hdh copy --verify full {_f(V['hdh_copy_verify_s'], '{:.2f}')} s "
@@ -429,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-airflow", action="store_true", help="leave out the Airflow operator")
     ap.add_argument("--skip-scale", action="store_true", help="leave out the 100,000-object run")
     ap.add_argument("--skip-huge", action="store_true", help="leave out the 2 GiB object")
+    ap.add_argument("--skip-multipart", action="store_true",
+                    help="leave out the 4 x 256 MiB copies (above rclone's single-PUT cutoff; informative)")
     ap.add_argument("--only", choices=("large", "small"), help="only this comparison (and no scale/huge runs)")
     ap.add_argument("--huge-budget", default="256MiB", help="--max-memory for the 2 GiB object (default 256MiB)")
     ap.add_argument("--proto", metavar="DIR",
@@ -445,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     picked = {"large": shapes.SHAPES[f"large{q}"], "small": shapes.SHAPES[f"small{q}"],
               "scale": shapes.SHAPES[f"scale{q}"], "huge": shapes.SHAPES["huge"]}
     do_huge = not (args.skip_huge or args.quick or args.only)
+    do_multipart = not (args.skip_multipart or args.quick or args.only)
+    multipart = shapes.SHAPES["large-multipart"]
     do_scale = not (args.skip_scale or args.only)
 
     t0 = time.monotonic()
@@ -455,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
 
     S3Store(s3_settings_from_env(rig.env()), tools.BUCKET).create_bucket()
     tools.ensure_rclone(log)
-    wanted = [shapes.SHAPES["warm"], picked["large"], picked["small"]] + ([picked["huge"]] if do_huge else [])
+    wanted = [shapes.SHAPES["warm"], picked["large"], picked["small"]] + ([picked["huge"]] if do_huge else []) \
+        + ([multipart] if do_multipart else [])
     for s in wanted:
         shapes.seed(conn, s, log=log)
     # the 100,000-blob shape lives in an Azurite of its own (bench/scalestore.py), never in the rig's
@@ -471,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.warm_up(shapes.SHAPES["warm"])
         if args.only in (None, "large"):
             bench.compare(picked["large"])
+        if do_multipart:
+            bench.compare_multipart(multipart)
         if args.only in (None, "small"):
             bench.compare(picked["small"])
         if do_scale:
@@ -484,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         "huge": picked["huge"].name, "large_desc": picked["large"].describe(),
         "small_desc": picked["small"].describe(), "scale_desc": picked["scale"].describe(),
         "large_total": picked["large"].total, "huge_budget_mib": _mib(args.huge_budget),
+        "multipart": multipart.name, "multipart_desc": multipart.describe(),
     }
     res = reduce(bench.runs, names)
     res = {

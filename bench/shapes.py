@@ -61,6 +61,9 @@ def human(n: float) -> str:
 
 SHAPES = {
     "large": Shape("large", 4, 128 * MiB),
+    # above rclone's single-PUT cutoff (--s3-upload-cutoff, 200 MiB): rclone copies these with multipart
+    # uploads, an MD5 per part, as hdh-migrate copies every object above its part size (bench/README.md)
+    "large-multipart": Shape("large-multipart", 4, 256 * MiB),
     "small": Shape("small", 1000, 64 * KiB),
     "scale": Shape("scale", 100_000, 4 * KiB),
     "huge": Shape("huge", 1, 2 * GiB),
