@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -21,3 +22,26 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 
 def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
+
+
+def remote_addresses(pids: list[int]) -> set[str]:
+    """The remote ends of every inet socket these processes (and their children) hold open."""
+    import psutil
+
+    out: set[str] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for p in procs:
+            with contextlib.suppress(psutil.Error):  # a short-lived task process that ended meanwhile
+                out |= {c.raddr.ip for c in p.net_connections(kind="inet") if c.raddr}
+    return out
+
+
+def beyond_loopback(addresses: set[str]) -> set[str]:
+    import ipaddress
+
+    return {a for a in addresses if not ipaddress.ip_address(a).is_loopback}

@@ -18,6 +18,8 @@ import pytest
 
 from hdh_migrate import airflow_local
 
+from .helpers import beyond_loopback, remote_addresses
+
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "hdh_local_smoke"
 SMOKE_DAG = textwrap.dedent(
@@ -131,6 +133,11 @@ def test_start_run_and_stop(tmp_path: Path, rig_env: dict[str, str]) -> None:
         assert af.xcom(DAG_ID, run_id, "summary") == {"results_dir": str(home.resolve()), "value": "bonjour"}
         assert af.xcom(DAG_ID, run_id, "first", key="nothing_here") is None
         assert (home / "logs").is_dir()
+
+        # after a run, no component holds a socket beyond loopback (no telemetry, no update check)
+        # (the probe itself is proven in test_rig, where a server with telemetry on makes it fail)
+        remote = remote_addresses(airflow_local._session_pids(af.sid))
+        assert not beyond_loopback(remote), f"Airflow's components hold sockets beyond loopback: {remote}"
     finally:
         sid = af.sid
         af.stop()

@@ -9,7 +9,7 @@ from hdh_migrate import rig
 from hdh_migrate.progress import Progress
 from hdh_migrate.sizes import MiB
 
-from .helpers import run_cli
+from .helpers import beyond_loopback, remote_addresses, run_cli
 
 
 def test_rig_up_is_idempotent_and_env_is_exportable(rig_env) -> None:
@@ -75,26 +75,6 @@ def test_a_second_azurite_answers_and_rig_down_stops_it_and_purges_its_data(tmp_
         rig.kill_group(proc.pid)
 
 
-def _remote_addresses(pid: int) -> set[str]:
-    """The remote ends of every socket the process (and its children) has open."""
-    import psutil
-
-    procs = [psutil.Process(pid)]
-    procs += procs[0].children(recursive=True)
-    out: set[str] = set()
-    for p in procs:
-        for c in p.net_connections(kind="inet"):
-            if c.raddr:
-                out.add(c.raddr.ip)
-    return out
-
-
-def _outside_loopback(addresses: set[str]) -> set[str]:
-    import ipaddress
-
-    return {a for a in addresses if not ipaddress.ip_address(a).is_loopback}
-
-
 def test_rig_servers_reach_no_address_but_loopback(tmp_path, monkeypatch, rig_env) -> None:
     """Azurite and SeaweedFS both send telemetry out by default: Azurite probes the cloud metadata address
     (169.254.169.254) within a second or two of starting, `weed mini` reports to telemetry.seaweedfs.com.
@@ -127,9 +107,9 @@ def test_rig_servers_reach_no_address_but_loopback(tmp_path, monkeypatch, rig_en
         seen: set[str] = set()
         deadline = time.monotonic() + 4  # measured: an Azurite with telemetry on opens 5 sockets out within 1.5 s
         while time.monotonic() < deadline:
-            seen |= _remote_addresses(proc.pid) | _remote_addresses(weed)
+            seen |= remote_addresses([proc.pid, weed])
             time.sleep(0.2)
         assert seen, "no socket of the servers was seen at all: the probe itself is broken"
-        assert not _outside_loopback(seen), f"the rig's servers opened sockets beyond loopback: {seen}"
+        assert not beyond_loopback(seen), f"the rig's servers opened sockets beyond loopback: {seen}"
     finally:
         rig.kill_group(proc.pid)
