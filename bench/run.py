@@ -55,8 +55,8 @@ class Bench:
     def measure(self, shape: Shape, tool: str, rep: int, argv: list[str], env: dict[str, str],
                 seconds_from: str = "wall") -> dict[str, Any]:
         # untimed: no dirty page cache left by the contender before (SeaweedFS writes its volumes through
-        # it; ~2 GB pile up within a repetition). Without this, a `copy --verify full` run third in a
-        # repetition cost SeaweedFS 6.3-7.6 CPU-s where it costs 5.6 when it meets a clean cache
+        # it; ~2 GB pile up within a repetition). Without this, a `copy --verify full` run after three other
+        # contenders cost SeaweedFS 5.6-7.6 CPU-s (5 repetitions), after a sync 5.57 and 5.66
         os.sync()
         r = measure.run(f"{shape.name}/{tool}", argv, env=env)
         rec: dict[str, Any] = {
