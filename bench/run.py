@@ -14,6 +14,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -144,11 +145,15 @@ class Bench:
         if not self.args.skip_airflow:
             contenders.append(airflow)
         log(f"{shape.name}: {shape.describe()} ({shapes.human(shape.total)}), {self.args.reps} repetition(s)")
+        self.repetitions(shape, base, contenders)
+
+    def repetitions(self, shape: Shape, base: str, contenders: list[Callable[[int], None]]) -> None:
+        """Run every contender once per repetition, each repetition on fresh stores."""
         log("  " + tools.vacuum_store())
         for rep in range(1, self.args.reps + 1):
             # untimed: a fresh Azurite for every repetition, warmed by one read of the shape (its files into the
             # page cache, its JIT warm), so that no contender meets an Azurite aged by the runs before it
-            self.fresh_azurite(shape, hdh_env)
+            self.fresh_azurite(shape, self.env.hdh_env())
             k = (rep - 1) % len(contenders)  # rotate the order: no contender always runs first or last
             for fn in contenders[k:] + contenders[:k]:
                 fn(rep)
@@ -166,17 +171,18 @@ class Bench:
         target is computed on it."""
         e = self.env
         base = f"{self.run_id}/{shape.name}"
+
+        def hdh(rep: int) -> None:
+            self.measure(shape, "hdh_copy", rep, e.hdh_copy(shape.prefix, f"{base}/hdh/{rep}/",
+                                                            f"w-{shape.name}-c{rep}"), e.hdh_env())
+
+        def rclone(rep: int) -> None:
+            self.measure(shape, "rclone_copy", rep, e.rclone_copy(shape.name, f"{base}/rclone/{rep}"),
+                         e.rclone_env())
+
         log(f"{shape.name}: {shape.describe()} ({shapes.human(shape.total)}), {self.args.reps} repetition(s), "
             "copies only")
-        log("  " + tools.vacuum_store())
-        for rep in range(1, self.args.reps + 1):
-            self.fresh_azurite(shape, e.hdh_env())
-            runs = [("hdh_copy", e.hdh_copy(shape.prefix, f"{base}/hdh/{rep}/", f"w-{shape.name}-c{rep}"), e.hdh_env()),
-                    ("rclone_copy", e.rclone_copy(shape.name, f"{base}/rclone/{rep}"), e.rclone_env())]
-            for tool, argv, env in (runs if rep % 2 else runs[::-1]):  # alternate who goes first
-                self.measure(shape, tool, rep, argv, env)
-            tools.delete_prefix(f"{base}/")
-            log("  " + tools.vacuum_store())
+        self.repetitions(shape, base, [hdh, rclone])
 
     def fresh_azurite(self, shape: Shape, env: dict[str, str]) -> None:
         """Restart the rig's Azurite (SeaweedFS stays up) and read the shape once, untimed.

@@ -9,8 +9,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hdh_migrate import rig
 
@@ -151,34 +154,43 @@ def _hdh(proto: str | None) -> list[str]:
     return [PY, "-c", code]
 
 
-def delete_prefix(prefix: str) -> None:
-    """Remove what a measured run wrote (untimed), so the store does not grow run after run."""
+def _bucket_client():  # type: ignore[no-untyped-def]
+    """A botocore client on the rig's S3 store (the bench bucket's admin key)."""
     from hdh_migrate.config import s3_settings_from_env
     from hdh_migrate.stores import S3Store
 
-    client = S3Store(s3_settings_from_env(rig.env()), BUCKET).client
-    batch: list[dict[str, str]] = []
+    return S3Store(s3_settings_from_env(rig.env()), BUCKET).client
+
+
+def _objects(client, prefix: str = "") -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        for o in page.get("Contents", ()):
-            batch.append({"Key": o["Key"]})
-            if len(batch) == 1000:
-                client.delete_objects(Bucket=BUCKET, Delete={"Objects": batch, "Quiet": True})
-                batch = []
+        yield from page.get("Contents", ())
+
+
+def delete_prefix(prefix: str) -> None:
+    """Remove what a measured run wrote (untimed), so the store does not grow run after run."""
+    client = _bucket_client()
+    batch: list[dict[str, str]] = []
+    for o in _objects(client, prefix):
+        batch.append({"Key": o["Key"]})
+        if len(batch) == 1000:
+            client.delete_objects(Bucket=BUCKET, Delete={"Objects": batch, "Quiet": True})
+            batch = []
     if batch:
         client.delete_objects(Bucket=BUCKET, Delete={"Objects": batch, "Quiet": True})
 
 
-if __name__ == "__main__":  # pragma: no cover - prints the rclone config path for manual experiments
-    e = Env()
-    print(e.rclone_conf, file=sys.stderr)
+def _weed_shell(script: str, timeout: float) -> str:
+    """Run a ``weed shell`` script against the rig's master; its output. Raises OSError / TimeoutExpired."""
+    weed = Path(PY).parent / "weed"
+    return subprocess.run([str(weed), "shell", f"-master={rig.HOST}:9333"], input=script, text=True,
+                          capture_output=True, timeout=timeout, check=False).stdout
 
 
 def _volumes() -> list[dict[str, int]]:
     """The bench bucket's SeaweedFS volumes as ``weed shell volume.list`` reports them (size, deleted bytes)."""
-    weed = Path(PY).parent / "weed"
     try:
-        out = subprocess.run([str(weed), "shell", f"-master={rig.HOST}:9333"], input="volume.list\n", text=True,
-                             capture_output=True, timeout=120, check=False).stdout
+        out = _weed_shell("volume.list\n", timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return []  # no answer: the caller waits no longer and compacts what it can
     vols = []
@@ -191,15 +203,6 @@ def _volumes() -> list[dict[str, int]]:
     return vols
 
 
-def _live_bytes() -> int:
-    from hdh_migrate.config import s3_settings_from_env
-    from hdh_migrate.stores import S3Store
-
-    client = S3Store(s3_settings_from_env(rig.env()), BUCKET).client
-    return sum(o["Size"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-               for o in page.get("Contents", ()))
-
-
 def vacuum_store(timeout: float = 120.0) -> str:
     """Leave SeaweedFS with no garbage before the next measurement (untimed, between repetitions).
 
@@ -208,14 +211,12 @@ def vacuum_store(timeout: float = 120.0) -> str:
     next (measured: 5.9 to 8.1 CPU-s for the same 512 MiB copy). ``volume.vacuum`` is SeaweedFS's own
     compaction, through ``weed shell``, and it is synchronous -- but an S3 DELETE is not: the filer queues
     the chunks and the volume server marks them deleted a few seconds later. A vacuum run right after
-    :func:`delete_prefix` found little to compact, and the garbage that landed after it was compacted by the
-    store's own periodic vacuum, ~6 CPU-s for 1 GB, in the middle of whatever was measured next. So: wait
+    :func:`delete_prefix` found little to compact, and what landed after it stayed until a later vacuum: the
+    bench's next one, or the store's own periodic sweep, which may run mid-measurement (~6 CPU-s per GB). So: wait
     until the volumes hold no more than the bucket's live bytes (the deletions have landed), compact, and
     poll until the master's volume list (updated by heartbeats) shows no garbage left. Returns a log line."""
-    import time
-
     t0 = time.monotonic()
-    live = _live_bytes()
+    live = sum(o["Size"] for o in _objects(_bucket_client()))
     slack = 2 * 1024 * 1024
     while True:
         vols = _volumes()
@@ -225,15 +226,13 @@ def vacuum_store(timeout: float = 120.0) -> str:
         time.sleep(0.5)
     waited = time.monotonic() - t0
     garbage = sum(v["deleted"] for v in vols)
-    weed = Path(PY).parent / "weed"
     script = "lock\nvolume.vacuum -garbageThreshold 0.01\nunlock\n"
     try:
         left = garbage if vols else slack + 1  # no volume list: vacuum once, blind
         for _ in range(5):
             if left <= slack:
                 break
-            subprocess.run([str(weed), "shell", f"-master={rig.HOST}:9333"], input=script, text=True, timeout=600,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            _weed_shell(script, timeout=600)
             # the master's volume list learns of a compaction from the volume server's next heartbeat
             for _ in range(20):
                 time.sleep(0.5)
@@ -244,3 +243,8 @@ def vacuum_store(timeout: float = 120.0) -> str:
         return f"could not vacuum SeaweedFS ({exc}); carrying on"
     return (f"store settled: waited {waited:.1f} s for deletions to land, compacted {garbage / 2**20:.0f} MiB "
             f"({left / 2**20:.1f} MiB of garbage left), {time.monotonic() - t0:.1f} s in all")
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the rclone config path for manual experiments
+    e = Env()
+    print(e.rclone_conf, file=sys.stderr)
