@@ -159,8 +159,7 @@ class Bench:
                 fn(rep)
             # untimed: what this repetition wrote goes, and the store compacts, so that every repetition
             # meets the same store
-            tools.delete_prefix(f"{base}/")
-            log("  " + tools.vacuum_store())
+            log("  " + tools.clear_and_settle(f"{base}/"))
 
     def compare_multipart(self, shape: Shape) -> None:
         """hdh-migrate and rclone on objects above rclone's single-PUT cutoff (200 MiB), copies only.
@@ -229,7 +228,7 @@ class Bench:
             self.measure(shape, "hdh_inventory", 1, inv, env)
             dest = f"{self.run_id}/{shape.name}/hdh/"
             self.measure(shape, "hdh_copy", 1, e.hdh_copy(shape.prefix, dest, "w-scale-c"), env)
-        tools.delete_prefix(f"{self.run_id}/{shape.name}/")
+        log("  " + tools.clear_and_settle(f"{self.run_id}/{shape.name}/"))
 
     def huge(self, shape: Shape) -> None:
         e = self.env
@@ -241,7 +240,7 @@ class Bench:
         rec = self.measure(shape, "hdh_copy", 1, e.hdh_copy(shape.prefix, dest, "w-huge-c", ["--max-memory", budget]),
                            e.hdh_env())
         rec["max_memory"] = budget
-        tools.delete_prefix(f"{self.run_id}/{shape.name}/")
+        log("  " + tools.clear_and_settle(f"{self.run_id}/{shape.name}/"))
 
     def close(self) -> None:
         self.env.close()

@@ -167,17 +167,20 @@ def _objects(client, prefix: str = "") -> Iterator[dict[str, Any]]:  # type: ign
         yield from page.get("Contents", ())
 
 
-def delete_prefix(prefix: str) -> None:
-    """Remove what a measured run wrote (untimed), so the store does not grow run after run."""
+def delete_prefix(prefix: str) -> int:
+    """Remove what a measured run wrote (untimed), so the store does not grow run after run; the bytes removed."""
     client = _bucket_client()
     batch: list[dict[str, str]] = []
+    removed = 0
     for o in _objects(client, prefix):
+        removed += o["Size"]
         batch.append({"Key": o["Key"]})
         if len(batch) == 1000:
             client.delete_objects(Bucket=BUCKET, Delete={"Objects": batch, "Quiet": True})
             batch = []
     if batch:
         client.delete_objects(Bucket=BUCKET, Delete={"Objects": batch, "Quiet": True})
+    return removed
 
 
 def _weed_shell(script: str, timeout: float) -> str:
@@ -203,7 +206,13 @@ def _volumes() -> list[dict[str, int]]:
     return vols
 
 
-def vacuum_store(timeout: float = 120.0) -> str:
+def clear_and_settle(prefix: str) -> str:
+    """Remove what a measured run wrote under prefix, then settle the store (:func:`vacuum_store`) once
+    those very bytes show as garbage on its volumes. Returns a log line."""
+    return vacuum_store(deleted=delete_prefix(prefix))
+
+
+def vacuum_store(deleted: int = 0, timeout: float = 120.0) -> str:
     """Leave SeaweedFS with no garbage before the next measurement (untimed, between repetitions).
 
     SeaweedFS only marks deleted data; without a compaction every run appends gigabytes (a complete bench run
@@ -213,15 +222,19 @@ def vacuum_store(timeout: float = 120.0) -> str:
     the chunks and the volume server marks them deleted a few seconds later. A vacuum run right after
     :func:`delete_prefix` found little to compact, and what landed after it stayed until a later vacuum: the
     bench's next one, or the store's own periodic sweep, which may run mid-measurement (~6 CPU-s per GB). So: wait
-    until the volumes hold no more than the bucket's live bytes (the deletions have landed), compact, and
-    poll until the master's volume list (updated by heartbeats) shows no garbage left. Returns a log line."""
+    until the volumes hold no more than the bucket's live bytes and, after a delete of ``deleted`` bytes,
+    show that much garbage (the master's volume list follows the volume server's heartbeats: right after a
+    write it may not show the write yet, nor its deletion), compact, and poll until no garbage is left.
+    Returns a log line."""
     t0 = time.monotonic()
     live = sum(o["Size"] for o in _objects(_bucket_client()))
     slack = 2 * 1024 * 1024
     while True:
         vols = _volumes()
         kept = sum(v["size"] - v["deleted"] for v in vols)
-        if kept <= live + slack + 64 * sum(v["files"] for v in vols) or time.monotonic() - t0 > timeout:
+        landed = sum(v["deleted"] for v in vols) >= deleted - slack
+        settled = landed and kept <= live + slack + 64 * sum(v["files"] for v in vols)
+        if settled or not vols or time.monotonic() - t0 > timeout:  # no volume list: nothing to wait for
             break
         time.sleep(0.5)
     waited = time.monotonic() - t0
