@@ -45,17 +45,22 @@ def test_progress_line_shows_objects_bytes_rate_and_eta() -> None:
     assert "1/10 objects" in line and "25.0 MiB/100.0 MiB" in line and "MiB/s" in line and "ETA" in line
 
 
+def _free_port() -> int:
+    """A free loopback port, for a second Azurite beside the session's rig."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((rig.HOST, 0))
+        return int(s.getsockname()[1])
+
+
 def test_a_second_azurite_answers_and_rig_down_stops_it_and_purges_its_data(tmp_path, monkeypatch) -> None:
     """The benchmark keeps its 100,000-blob shape in an Azurite of its own (bench/scalestore.py), recorded in
     the rig's state so that `rig down` stops it too. Run in a rig dir of its own: the session's rig stays up."""
-    import socket
-
     from azure.storage.blob import BlobServiceClient
 
     monkeypatch.setenv("HDH_RIG_DIR", str(tmp_path))
-    with socket.socket() as s:  # a free loopback port
-        s.bind((rig.HOST, 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     name = rig.EXTRA_DATA[0]
     svc = rig.azurite_service(port, tmp_path / name, name=name)
     proc = rig.start(svc, tmp_path, on_spawn=lambda pid: rig.record(name, pid))
@@ -75,12 +80,11 @@ def test_a_second_azurite_answers_and_rig_down_stops_it_and_purges_its_data(tmp_
         rig.kill_group(proc.pid)
 
 
-def test_rig_servers_reach_no_address_but_loopback(tmp_path, monkeypatch, rig_env) -> None:
+def test_rig_servers_reach_no_address_but_loopback(tmp_path, rig_env) -> None:
     """Azurite and SeaweedFS both send telemetry out by default: Azurite probes the cloud metadata address
     (169.254.169.254) within a second or two of starting, `weed mini` reports to telemetry.seaweedfs.com.
     The rig turns both off. A fresh Azurite started the rig's way is watched from its first seconds; the
     session's SeaweedFS is watched while it serves a write and a read."""
-    import socket
     import time
 
     from azure.storage.blob import BlobServiceClient
@@ -94,10 +98,7 @@ def test_rig_servers_reach_no_address_but_loopback(tmp_path, monkeypatch, rig_en
     assert s3.client.get_object(Bucket="telemetry-probe", Key="a.txt")["Body"].read() == b"hello"
     weed = rig.status()["seaweedfs"]["pid"]
     assert isinstance(weed, int)
-    monkeypatch.setenv("HDH_RIG_DIR", str(tmp_path))  # the fresh Azurite's log and data go there
-    with socket.socket() as s:
-        s.bind((rig.HOST, 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     svc = rig.azurite_service(port, tmp_path / "azurite-telemetry", name="azurite-telemetry")
     proc = rig.start(svc, tmp_path)
     try:
