@@ -175,3 +175,10 @@ def test_groups_hold_every_expectation_once_and_keep_whole_frame_ones_whole() ->
             assert g.numeric == gxplan.numeric_bounds(exps[p])
     pair = next(g for g in groups if len(exps) - 1 in g.positions)
     assert {"PRS_ACT_QTE", "PRS_ACT_CFT"} <= set(pair.columns or ())
+
+
+def test_an_empty_suite_validates_and_passes() -> None:
+    assert gxplan.plan_groups([]) == [gxplan.Group((), None)]
+    runner = _GxRunner("IR_BEN_R", {"name": "IR_BEN_R", "expectations": []}, None)
+    res = runner.validate(generate_rows(SF.table("IR_BEN_R"), 0, 10, seed=1, schemas=SF))
+    assert res.success and res.results == [] and res.statistics["evaluated_expectations"] == 0
