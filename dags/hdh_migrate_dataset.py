@@ -120,6 +120,16 @@ PARAMS = {
         description="Table folders under the source prefix to validate on both sides with expectations/NAME.json; "
         "empty = every folder that has a suite.",
     ),
+    "validate_processes": Param(
+        1,
+        type="integer",
+        minimum=1,
+        maximum=32,
+        title="Processes per table validation",
+        description="A table's files are split between this many processes on each side, both sides at once. "
+        "Each costs GX's import (~6 s) and a batch in memory (~1-2 GB for 250,000 rows of a wide table): raise it "
+        "on workers with spare cores for tables of millions of rows.",
+    ),
     "validation_required": Param(
         True,
         type="boolean",

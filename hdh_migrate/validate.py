@@ -27,7 +27,9 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -261,6 +263,15 @@ class _Distinct:
             return 0
         return int(np.unique(np.concatenate(self.parts)).size)
 
+    def merge(self, other: _Distinct) -> None:
+        self.rows += other.rows
+        for part in other.parts:
+            self.parts.append(part)
+            self.size += part.size
+        if self.size > 4_000_000 and len(self.parts) > 1:
+            merged = np.unique(np.concatenate(self.parts))
+            self.parts, self.size = [merged], merged.size
+
 
 def _json_scalar(v: Any) -> Any:
     if isinstance(v, datetime | date):
@@ -317,6 +328,27 @@ class SideMetrics:
                     valid &= np.asarray(t.column(c).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
             kh = combine_rows([hashes[c] for c in cols], n)[valid]
             self.distinct[key].add(kh)
+
+    def merge(self, other: SideMetrics) -> None:
+        """Add the metrics of files read elsewhere (a parallel worker), as if read after this one's."""
+        self.rows += other.rows
+        self.files += other.files
+        self.fingerprint = (self.fingerprint + other.fingerprint) & _MASK64
+        for name in other._order:
+            c, o = self._col(name), other.columns[name]
+            c["types"] |= o["types"]
+            for k in ("null_count", "present_rows"):
+                c[k] += o[k]
+            c["fingerprint"] = (c["fingerprint"] + o["fingerprint"]) & _MASK64
+            for k, pick in (("min", min), ("max", max), ("min_length", min), ("max_length", max)):
+                if o.get(k) is not None:
+                    c[k] = o[k] if c.get(k) is None else pick(c[k], o[k])
+            if "sum" in o:
+                c["sum"] = c.get("sum", 0) + o["sum"]
+            if "_float_sums" in o:
+                c.setdefault("_float_sums", []).extend(o["_float_sums"])
+        for key, d in other.distinct.items():
+            self.distinct[key].merge(d)
 
     def _aggregates(self, name: str, col: pa.ChunkedArray, c: dict[str, Any]) -> None:
         t = col.type
@@ -555,6 +587,18 @@ class _Combined:
             if r.exception_info and r.exception_info.get("raised_exception"):
                 item["raised_exception"] = True
 
+    def merge(self, other: _Combined) -> None:
+        """Add the batch results of files validated elsewhere (a parallel worker), as if validated after."""
+        if self.first is None:
+            self.first = other.first
+        self.batches += other.batches
+        for item, o in zip(self.items, other.items, strict=True):
+            item["success"] = item["success"] and o["success"]
+            for k in ("element_count", "unexpected_count", "missing_count", "failed_batches"):
+                item[k] += o[k]
+            item["observed"] |= o["observed"]
+            item["raised_exception"] = item["raised_exception"] or o["raised_exception"]
+
     def failed(self) -> list[dict[str, Any]]:
         out = []
         for item, e in zip(self.items, self.exps, strict=True):
@@ -645,8 +689,21 @@ def validate_side(
     runner: _GxRunner,
     store: Store | None = None,
     batch_rows: int = 250_000,
+    jobs: int = 1,
 ) -> SideResult:
-    """Run the suite over every batch of one side and gather its metrics."""
+    """Run the suite over every batch of one side and gather its metrics.
+
+    ``jobs`` > 1 validates the side's files in that many processes (see ``_start_side``).
+    """
+    loc, st, files = _side_files(side, table, location, store)
+    with _pool(jobs, len(files)) as pool:
+        metrics, combined = _start_side(st, files, table, doc, runner, batch_rows, jobs, pool)()
+    return _finish_side(side, table, loc, files, metrics, combined)
+
+
+def _side_files(
+    side: str, table: str, location: str | Location, store: Store | None
+) -> tuple[Location, Store, list[ObjectInfo]]:
     from .stores import open_store
 
     loc = _table_location(location, table)
@@ -657,15 +714,12 @@ def validate_side(
             f"{table}: no Parquet or CSV file under {loc} ({side})",
             hint="check the table name and the prefix (tables are read under PREFIX/NAME/)",
         )
-    key_sets = _key_sets(doc)
-    metrics = SideMetrics(key_sets, _private_columns(doc, key_sets))
-    combined = _Combined(runner.expectations)
-    csv_types = _csv_types(doc.get("meta") or {})
-    for info in files:
-        metrics.files += 1
-        for batch in iter_file_batches(st, info, batch_rows=batch_rows, csv_types=csv_types):
-            metrics.add(batch)
-            combined.add(runner.validate(batch))
+    return loc, st, files
+
+
+def _finish_side(
+    side: str, table: str, loc: Location, files: list[ObjectInfo], metrics: SideMetrics, combined: _Combined
+) -> SideResult:
     m = metrics.to_dict()
     # A batch sees only itself: re-check uniqueness over all files with the hashed keys.
     for item, e in zip(combined.items, combined.exps, strict=True):
@@ -699,6 +753,126 @@ def validate_side(
         m,
         gx_result=_docs_result(combined, side, str(loc)),
     )
+
+
+def _validate_files(
+    st: Store, files: list[ObjectInfo], doc: dict[str, Any], runner: _GxRunner, batch_rows: int
+) -> tuple[SideMetrics, _Combined]:
+    key_sets = _key_sets(doc)
+    metrics = SideMetrics(key_sets, _private_columns(doc, key_sets))
+    combined = _Combined(runner.expectations)
+    csv_types = _csv_types(doc.get("meta") or {})
+    for info in files:
+        metrics.files += 1
+        for batch in iter_file_batches(st, info, batch_rows=batch_rows, csv_types=csv_types):
+            metrics.add(batch)
+            combined.add(runner.validate(batch))
+    return metrics, combined
+
+
+def _file_chunks(files: list[ObjectInfo], jobs: int) -> list[list[ObjectInfo]]:
+    """At most ``jobs`` contiguous runs of files of about the same number of bytes (file order kept)."""
+    n = max(1, min(jobs, len(files)))
+    if n == 1:
+        return [files]
+    total = sum(max(f.size, 1) for f in files)
+    chunks: list[list[ObjectInfo]] = [[]]
+    done = 0
+    for i, f in enumerate(files):
+        left_files, left_chunks = len(files) - i, n - len(chunks) + 1
+        # a new run once this one has its share, or when the files left are only enough for one run each
+        if chunks[-1] and len(chunks) < n and (done >= total * len(chunks) / n or left_files <= left_chunks - 1):
+            chunks.append([])
+        chunks[-1].append(f)
+        done += max(f.size, 1)
+    return chunks
+
+
+#: a worker process's GX runners, by suite: built once per process, reused for every run of files it gets
+_WORKER_RUNNERS: dict[str, _GxRunner] = {}
+
+
+def _side_worker(
+    kind: str, settings: Any, container: str, files: list[ObjectInfo], table: str, doc: dict[str, Any], batch_rows: int
+) -> tuple[SideMetrics, _Combined]:
+    """One run of files in a worker process: its own store connection, and its own GX context."""
+    from .stores import AzureBlobStore, S3Store
+
+    key = json.dumps([table, doc], sort_keys=True, default=str)
+    runner = _WORKER_RUNNERS.get(key)
+    if runner is None:
+        runner = _WORKER_RUNNERS[key] = _GxRunner(table, doc, None)
+    st: Store = AzureBlobStore(settings, container) if kind == "azure" else S3Store(settings, container)
+    return _validate_files(st, files, doc, runner, batch_rows)
+
+
+@contextmanager
+def _pool(jobs: int, files: int) -> Iterator[Any]:
+    """Worker processes for ``jobs`` > 1 (None otherwise); pending work is cancelled if anything fails.
+
+    Spawned, not forked: the parent may hold threads (connection pools, Airflow's task runner), and a fork
+    copies their locks in whatever state they are.
+    """
+    if min(jobs, files) <= 1:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # this process is one of the jobs: it has GX imported already, and would otherwise only wait
+    pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _start_side(
+    st: Store,
+    files: list[ObjectInfo],
+    table: str,
+    doc: dict[str, Any],
+    runner: _GxRunner,
+    batch_rows: int,
+    jobs: int,
+    pool: Any,
+) -> Callable[[], tuple[SideMetrics, _Combined]]:
+    """Start validating one side; the returned call waits for it and gives its metrics and batch results.
+
+    With a pool, the side's files are cut into ``jobs`` contiguous runs of about the same bytes: this
+    process validates the first when the result is collected, the pool's ``jobs - 1`` workers the others,
+    so that both sides are in flight at once. Metrics and batch results are merged in file order, which
+    gives what one process gives (every merged metric is a sum, a min/max, a union or an order-independent
+    fingerprint). Each worker pays GX's import once (~6 s here) and holds its own batch in memory.
+    """
+    chunks = _file_chunks(files, jobs)
+    if pool is None or len(chunks) == 1:
+        return lambda: _validate_files(st, files, doc, runner, batch_rows)
+    try:
+        pickle.dumps((st.settings, files[0]))  # type: ignore[attr-defined]  # what travels to the workers
+        futures = [
+            pool.submit(_side_worker, st.kind, st.settings, st.container, chunk, table, doc, batch_rows)  # type: ignore[attr-defined]
+            for chunk in chunks[1:]
+        ]
+    except (AssertionError, OSError, pickle.PicklingError, TypeError) as exc:
+        # a daemonic process may not have children; credentials that do not pickle (a token credential
+        # object) cannot travel: validate in this process, as with one job
+        log.warning("%s: worker processes unavailable (%s: %s); validating in one process", table,
+                    type(exc).__name__, exc)
+        return lambda: _validate_files(st, files, doc, runner, batch_rows)
+    log.info("%s: validating %d files in %d runs on %d processes", table, len(files), len(chunks), jobs)
+
+    def collect() -> tuple[SideMetrics, _Combined]:
+        metrics, combined = _validate_files(st, chunks[0], doc, runner, batch_rows)  # the first run, here
+        for f in futures:
+            m, c = f.result()
+            metrics.merge(m)
+            combined.merge(c)
+        return metrics, combined
+
+    return collect
 
 
 def _docs_result(combined: _Combined, side: str, url: str) -> Any:
@@ -816,21 +990,27 @@ def validate_table(
     source_store: Store | None = None,
     destination_store: Store | None = None,
     raise_on_failure: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Validate one table on both sides and compare; the result is JSON-serialisable.
 
     ``source``/``destination`` are ``azure://C/P`` and ``s3://B/Q``; the table is read under ``P/NAME/``
     and ``Q/NAME/``. Raises ``ValidationFailedError`` (its ``result`` holds this dict) unless both sides
     pass and every metric matches, so an Airflow task fails with a message naming the table, the side
-    and the failing expectations. Data Docs go to ``data_docs_dir`` (None: not built).
+    and the failing expectations. Data Docs go to ``data_docs_dir`` (None: not built). ``jobs`` > 1
+    validates each side's files in that many worker processes, both sides at once (``_start_side``).
     """
     doc = load_suite(suite)
     docs_dir = Path(data_docs_dir).resolve() if data_docs_dir is not None else None
     runner = _GxRunner(table, doc, docs_dir)
-    src = validate_side("source", table, doc, source, runner=runner, store=source_store, batch_rows=batch_rows)
-    dst = validate_side(
-        "destination", table, doc, destination, runner=runner, store=destination_store, batch_rows=batch_rows
-    )
+    s_loc, s_st, s_files = _side_files("source", table, source, source_store)
+    d_loc, d_st, d_files = _side_files("destination", table, destination, destination_store)
+    with _pool(jobs, max(len(s_files), len(d_files))) as pool:
+        # with worker processes, both sides are in flight at once; without, one after the other
+        s_run = _start_side(s_st, s_files, table, doc, runner, batch_rows, jobs, pool)
+        d_run = _start_side(d_st, d_files, table, doc, runner, batch_rows, jobs, pool)
+        src = _finish_side("source", table, s_loc, s_files, *s_run())
+        dst = _finish_side("destination", table, d_loc, d_files, *d_run())
     comparison = compare_metrics(src.metrics, dst.metrics)
     result: dict[str, Any] = {
         "table": table,

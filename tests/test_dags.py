@@ -148,8 +148,13 @@ def test_run_validates_seeded_snds_tables_on_both_sides(
     seed_table(base, get_table("IR_BEN_R"), 1500, seed=7, rows_per_file=800, store=azure_container)
     seed_table(base, get_table("ER_PRS_F"), 1500, seed=7, universe=1500, rows_per_file=800, store=azure_container)
     dag = dagbag.get_dag("hdh_migrate_dataset")
-    dr = dag.test(run_conf=_conf(azure_container, s3_bucket, dataset="snds-validate"))
+    caplog.set_level("INFO", logger="hdh_migrate.validate")
+    dr = dag.test(run_conf=_conf(azure_container, s3_bucket, dataset="snds-validate", validate_processes=2))
     assert dr.state == "success"
+    # each table's two files went to two worker processes (spawned from the task, stores from Connections)
+    spread = [r.getMessage() for r in caplog.records if "runs on 2 processes" in r.getMessage()]
+    assert len(spread) == 4, spread  # two tables, two sides
+    assert not [r for r in caplog.records if "worker processes unavailable" in r.getMessage()]
     validated = sorted(
         ti.xcom_pull(task_ids="validate_table", map_indexes=ti.map_index)["table"]
         for ti in dr.get_task_instances()

@@ -182,3 +182,28 @@ def test_an_empty_suite_validates_and_passes() -> None:
     runner = _GxRunner("IR_BEN_R", {"name": "IR_BEN_R", "expectations": []}, None)
     res = runner.validate(generate_rows(SF.table("IR_BEN_R"), 0, 10, seed=1, schemas=SF))
     assert res.success and res.results == [] and res.statistics["evaluated_expectations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("sizes", "jobs", "expected"),
+    [
+        ([10, 10, 10, 10], 2, [2, 2]),
+        ([100, 1, 1, 1], 3, [1, 1, 2]),
+        ([1, 1, 1, 100], 2, [3, 1]),
+        ([5, 5], 8, [1, 1]),  # no more runs than files
+        ([7, 7, 7], 1, [3]),
+        ([0, 0, 0, 0, 0, 0], 3, [2, 2, 2]),  # empty files still spread
+    ],
+)
+def test_files_are_cut_into_contiguous_runs_of_about_the_same_bytes(
+    sizes: list[int], jobs: int, expected: list[int]
+) -> None:
+    from datetime import UTC, datetime
+
+    from hdh_migrate.stores.base import ObjectInfo
+    from hdh_migrate.validate import _file_chunks
+
+    files = [ObjectInfo(f"part-{i}", s, f"e{i}", datetime.now(UTC)) for i, s in enumerate(sizes)]
+    chunks = _file_chunks(files, jobs)
+    assert [len(c) for c in chunks] == expected
+    assert [f for c in chunks for f in c] == files  # every file once, in order

@@ -297,6 +297,38 @@ def test_a_duplicate_key_across_files_is_caught(copied, fresh) -> None:
     }
 
 
+def test_worker_processes_give_the_one_process_result(copied, fresh, tmp_path: Path) -> None:
+    """--jobs: each side's files split between processes, metrics and batch results merged."""
+    src, _ = copied
+    dst = fresh("s3")
+    _copy_all(src, dst, f"{PREFIX}/ER_PRS_F/")
+    # what only a merge over all files catches (a key of file 0 repeated in file 1), a value outside the
+    # model in file 1, and a changed value in file 0 (fingerprints, sums)
+    first = _read(src, f"{PREFIX}/ER_PRS_F/part-00000.parquet")
+    _rewrite(dst, f"{PREFIX}/ER_PRS_F/part-00001.parquet", lambda t: pa.concat_tables([first.slice(0, 1), t.slice(1)]))
+
+    def changed(t: pa.Table) -> pa.Table:
+        q = t["PRS_ACT_QTE"].to_pylist()
+        q[_first_non_null(t, "PRS_ACT_QTE")] += 1
+        return t.set_column(t.schema.get_field_index("PRS_ACT_QTE"), t.schema.field("PRS_ACT_QTE"),
+                            pa.array(q, t.schema.field("PRS_ACT_QTE").type))
+
+    _rewrite(dst, f"{PREFIX}/ER_PRS_F/part-00000.parquet", changed)
+    results = {}
+    for jobs in (1, 2):
+        r = validate_table("ER_PRS_F", _suite("ER_PRS_F"), src.url(), dst.url(), data_docs_dir=tmp_path / f"docs{jobs}",
+                           raise_on_failure=False, jobs=jobs)
+        assert Path(r["data_docs"]).exists()
+        results[jobs] = {k: v for k, v in r.items() if k not in ("validated_at", "data_docs", "data_docs_pages")}
+    assert results[2] == results[1]
+    one = results[1]
+    assert not one["success"] and one["source"]["success"] and one["source"]["files"] == 2
+    failed = {f["expectation"]: f for f in one["destination"]["failed_expectations"]}
+    assert failed["expect_compound_columns_to_be_unique"]["scope"] == "table"
+    differences = {(d["metric"], d["column"]) for d in one["comparison"]["differences"]}
+    assert {("fingerprint", None), ("fingerprint", "PRS_ACT_QTE"), ("sum", "PRS_ACT_QTE")} <= differences
+
+
 def test_a_table_the_generator_has_never_seen_gets_a_working_suite(fresh, tmp_path: Path) -> None:
     schema = tmp_path / "pharma.json"
     schema.write_text(

@@ -323,6 +323,7 @@ def validate(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
             source_store=source,
             destination_store=dest,
             raise_on_failure=False,
+            jobs=int(params.get("validate_processes") or 1),
         )
     out = work / "validation" / f"{item['table']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
