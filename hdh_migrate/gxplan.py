@@ -16,7 +16,10 @@ expectation on data that fails in every way the suites check.
 
 - An expectation on named columns (``column``, ``column_A``/``column_B``, ``column_list``) runs on a
   frame of just the columns of its group. Table expectations (``expect_table_*``), expectations with a
-  ``row_condition`` (it may name any column) and anything naming no column run on the whole frame.
+  ``row_condition`` (it may name any column) and anything naming no column run on the whole frame, or,
+  when they only look at the column names (``NAMES_ONLY``), on a frame of the same columns and no rows.
+  Each frame is converted from the batch's Arrow table on its own, so the batch is never held whole as
+  pandas next to its Arrow form (~290 MB less at the peak on ER_PRS_F's 250,000-row batches).
 - ``expect_column_values_to_be_between`` with numeric bounds gets its column as a numpy array when that
   is exact: ``int64`` when the batch has no null in it; ``float64`` (nulls as NaN, which GX drops as it
   drops nulls) when every value is within +/-(2**53 - 1), where a double holds an integer exactly and
@@ -41,6 +44,13 @@ import pyarrow.compute as pc
 #: per-validation overhead, more columns cost every expectation a copy of more columns
 COLUMNS_PER_GROUP = 8
 BETWEEN = "expect_column_values_to_be_between"
+#: table expectations that look at the column names only (GX's ``table.columns`` metric)
+NAMES_ONLY = {
+    "expect_table_columns_to_match_ordered_list",
+    "expect_table_columns_to_match_set",
+    "expect_table_column_count_to_equal",
+    "expect_table_column_count_to_be_between",
+}
 _EXACT = 2**53 - 1  # the largest integer a double holds exactly, and every one below it
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -52,6 +62,7 @@ class Group:
     positions: tuple[int, ...]  # in the suite's order
     columns: tuple[str, ...] | None  # None: the whole frame
     numeric: bool = False  # bounds checks whose columns may be given as numpy arrays
+    names_only: bool = False  # whole-frame expectations that read the column names only: no rows needed
 
 
 def columns_of(e: dict[str, Any]) -> tuple[str, ...] | None:
@@ -96,7 +107,9 @@ def plan_groups(expectations: list[dict[str, Any]], columns_per_group: int = COL
             whole.append(i)
         else:
             by_cols[numeric_bounds(e)].setdefault(cols, []).append(i)
-    groups = [Group(tuple(whole), None)] if whole else []
+    names_only = all(expectations[i].get("type") in NAMES_ONLY and not (expectations[i].get("kwargs") or {}).get(
+        "row_condition") for i in whole)
+    groups = [Group(tuple(whole), None, names_only=names_only)] if whole else []
     for numeric, sets in by_cols.items():
         positions: list[int] = []
         columns: dict[str, None] = {}
@@ -174,17 +187,22 @@ def _as_numpy(series: Any, column: pa.ChunkedArray) -> np.ndarray | None:
     return None
 
 
-def frame_for(group: Group, df: Any, table: pa.Table) -> Any:
-    """The frame a group's expectations run on (columns absent from the batch stay absent: GX reports it)."""
+def frame_for(group: Group, table: pa.Table, to_pandas: Any) -> Any:
+    """The frame a group's expectations run on, converted from the batch's Arrow table by ``to_pandas``.
+
+    Only the group's own columns are converted, so the batch is never held as pandas whole next to its
+    Arrow form (columns absent from the batch stay absent: GX reports it, as for a whole frame).
+    """
     if group.columns is None:
-        return df
-    present = [c for c in group.columns if c in df.columns]
+        return to_pandas(table.slice(0, 0) if group.names_only else table)
+    present = [c for c in group.columns if c in table.column_names]
+    df = to_pandas(table.select(present))
     if not group.numeric:
-        return df[present]
+        return df
     import pandas as pd
 
     data = {}
     for c in present:
-        arr = _as_numpy(df[c], table.column(c)) if c in table.column_names else None
+        arr = _as_numpy(df[c], table.column(c))
         data[c] = df[c] if arr is None else pd.Series(arr, index=df.index, name=c)
     return pd.DataFrame(data, index=df.index)

@@ -526,10 +526,10 @@ class _GxRunner:
 
     def validate(self, t: pa.Table) -> Any:
         """GX's result for one batch, as one suite result whose ``results`` follow the suite file's order."""
-        df = _to_pandas(t)
         parts = []
         for g, suite in zip(self.groups, self.group_suites, strict=True):
-            batch = self.batch_definition.get_batch(batch_parameters={"dataframe": gxplan.frame_for(g, df, t)})
+            frame = gxplan.frame_for(g, t, _to_pandas)
+            batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
             parts.append(batch.validate(suite, result_format={"result_format": "BASIC", "partial_unexpected_count": 0}))
         res = parts[0]
         res.results = sorted(

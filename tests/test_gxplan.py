@@ -154,7 +154,11 @@ def test_groups_hold_every_expectation_once_and_keep_whole_frame_ones_whole() ->
         {"type": "expect_column_pair_values_to_be_equal",
          "kwargs": {"column_A": "PRS_ACT_QTE", "column_B": "PRS_ACT_CFT"}},
     ]
+    # the suites' own table expectation reads column names only: its frame needs no rows
+    plain = [g for g in gxplan.plan_groups(doc["expectations"]) if g.columns is None]
+    assert len(plain) == 1 and plain[0].names_only
     groups = gxplan.plan_groups(exps)
+    assert not next(g for g in groups if g.columns is None).names_only  # a row count and a row_condition
     positions = sorted(p for g in groups for p in g.positions)
     assert positions == list(range(len(exps)))
     whole = [g for g in groups if g.columns is None]
