@@ -722,7 +722,7 @@ def validate_side(
     """
     loc, st, files = _side_files(side, table, location, store)
     with _pool(jobs, len(files)) as pool:
-        metrics, combined = _start_side(st, files, table, doc, runner, batch_rows, jobs, pool)()
+        metrics, combined = _start_side(st, files, table, doc, lambda: runner, batch_rows, jobs, pool)()
     return _finish_side(side, table, loc, files, metrics, combined)
 
 
@@ -859,7 +859,7 @@ def _start_side(
     files: list[ObjectInfo],
     table: str,
     doc: dict[str, Any],
-    runner: _GxRunner,
+    runner: Callable[[], _GxRunner],
     batch_rows: int,
     jobs: int,
     pool: Any,
@@ -874,7 +874,7 @@ def _start_side(
     """
     chunks = _file_chunks(files, jobs)
     if pool is None or len(chunks) == 1:
-        return lambda: _validate_files(st, files, doc, runner, batch_rows)
+        return lambda: _validate_files(st, files, doc, runner(), batch_rows)
     try:
         pickle.dumps((st.settings, files[0]))  # type: ignore[attr-defined]  # what travels to the workers
         futures = [
@@ -886,11 +886,11 @@ def _start_side(
         # object) cannot travel: validate in this process, as with one job
         log.warning("%s: worker processes unavailable (%s: %s); validating in one process", table,
                     type(exc).__name__, exc)
-        return lambda: _validate_files(st, files, doc, runner, batch_rows)
+        return lambda: _validate_files(st, files, doc, runner(), batch_rows)
     log.info("%s: validating %d files in %d runs on %d processes", table, len(files), len(chunks), jobs)
 
     def collect() -> tuple[SideMetrics, _Combined]:
-        metrics, combined = _validate_files(st, chunks[0], doc, runner, batch_rows)  # the first run, here
+        metrics, combined = _validate_files(st, chunks[0], doc, runner(), batch_rows)  # the first run, here
         for f in futures:
             m, c = f.result()
             metrics.merge(m)
@@ -1027,7 +1027,15 @@ def validate_table(
     """
     doc = load_suite(suite)
     docs_dir = Path(data_docs_dir).resolve() if data_docs_dir is not None else None
-    runner = _GxRunner(table, doc, docs_dir)
+    runners: list[_GxRunner] = []
+
+    def runner() -> _GxRunner:
+        # built on first use: after the listings (a wrong prefix fails at once, not after GX's ~6 s import)
+        # and after any worker got its files (their imports then overlap this one)
+        if not runners:
+            runners.append(_GxRunner(table, doc, docs_dir))
+        return runners[0]
+
     s_loc, s_st, s_files = _side_files("source", table, source, source_store)
     d_loc, d_st, d_files = _side_files("destination", table, destination, destination_store)
     with _pool(jobs, max(len(s_files), len(d_files))) as pool:
@@ -1050,7 +1058,7 @@ def validate_table(
     }
     if docs_dir is not None:
         try:
-            docs = _build_docs(runner, table, [src, dst])
+            docs = _build_docs(runner(), table, [src, dst])
             result["data_docs"], result["data_docs_pages"] = docs["index"], docs["pages"]
         except HdhMigrateError:
             raise
