@@ -88,7 +88,7 @@ def _numeric_bound(v: Any) -> bool:
 def numeric_bounds(e: dict[str, Any]) -> bool:
     """A bounds check on one column whose bounds are plain numbers (not dates, strings or parameters)."""
     kw = e.get("kwargs") or {}
-    if e.get("type") != BETWEEN or columns_of(e) is None or len(columns_of(e) or ()) != 1:
+    if e.get("type") != BETWEEN or len(columns_of(e) or ()) != 1:
         return False
     lo, hi = kw.get("min_value"), kw.get("max_value")
     return (lo is not None or hi is not None) and _numeric_bound(lo) and _numeric_bound(hi)
@@ -171,12 +171,12 @@ def _as_numpy(series: Any, column: pa.ChunkedArray) -> np.ndarray | None:
     if not isinstance(dtype, pd.api.extensions.ExtensionDtype) or isinstance(dtype, pd.CategoricalDtype):
         return None
     if pd.api.types.is_integer_dtype(dtype):
+        if column.null_count == 0 and not pa.types.is_uint64(column.type):
+            return series.to_numpy(dtype=np.int64)  # every other integer type fits int64: no range to look at
         mm = pc.min_max(column)
         lo, hi = mm["min"].as_py(), mm["max"].as_py()
         if column.null_count == 0:
-            if lo is not None and not (_INT64[0] <= lo and hi <= _INT64[1]):
-                return None
-            return series.to_numpy(dtype=np.int64)
+            return series.to_numpy(dtype=np.int64) if hi is None or hi <= _INT64[1] else None
         if lo is None or (lo >= -_EXACT and hi <= _EXACT):
             return series.to_numpy(dtype=np.float64, na_value=np.nan)
         return None

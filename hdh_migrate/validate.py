@@ -22,6 +22,7 @@ distinct count only; GX is asked for no unexpected-value samples).
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import logging
@@ -254,6 +255,9 @@ class _Distinct:
         self.rows += int(h.size)
         self.parts.append(np.unique(h))
         self.size += self.parts[-1].size
+        self._compact()
+
+    def _compact(self) -> None:
         if self.size > 4_000_000 and len(self.parts) > 1:
             merged = np.unique(np.concatenate(self.parts))
             self.parts, self.size = [merged], merged.size
@@ -265,12 +269,9 @@ class _Distinct:
 
     def merge(self, other: _Distinct) -> None:
         self.rows += other.rows
-        for part in other.parts:
-            self.parts.append(part)
-            self.size += part.size
-        if self.size > 4_000_000 and len(self.parts) > 1:
-            merged = np.unique(np.concatenate(self.parts))
-            self.parts, self.size = [merged], merged.size
+        self.parts += other.parts
+        self.size += other.size
+        self._compact()
 
 
 def _json_scalar(v: Any) -> Any:
@@ -283,6 +284,11 @@ def _json_scalar(v: Any) -> Any:
     if hasattr(v, "as_tuple"):  # Decimal
         return str(v)
     return v
+
+
+def _widen(c: dict[str, Any], key: str, value: Any, pick: Callable[[Any, Any], Any]) -> None:
+    """A running min or max (``pick``) that starts at the first value seen."""
+    c[key] = value if c.get(key) is None else pick(c[key], value)
 
 
 class SideMetrics:
@@ -342,7 +348,7 @@ class SideMetrics:
             c["fingerprint"] = (c["fingerprint"] + o["fingerprint"]) & _MASK64
             for k, pick in (("min", min), ("max", max), ("min_length", min), ("max_length", max)):
                 if o.get(k) is not None:
-                    c[k] = o[k] if c.get(k) is None else pick(c[k], o[k])
+                    _widen(c, k, o[k], pick)
             if "sum" in o:
                 c["sum"] = c.get("sum", 0) + o["sum"]
             if "_float_sums" in o:
@@ -357,8 +363,8 @@ class SideMetrics:
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
             mm = pc.min_max(col)
             lo, hi = mm["min"].as_py(), mm["max"].as_py()
-            c["min"] = lo if c.get("min") is None else min(c["min"], lo)
-            c["max"] = hi if c.get("max") is None else max(c["max"], hi)
+            _widen(c, "min", lo, min)
+            _widen(c, "max", hi, max)
             if pa.types.is_integer(t):
                 # exact: split in 32-bit halves so no partial sum overflows int64
                 a = pc.cast(col, pa.int64()).fill_null(0).to_numpy()
@@ -371,13 +377,13 @@ class SideMetrics:
         elif pa.types.is_temporal(t):
             mm = pc.min_max(col)
             lo, hi = mm["min"].as_py(), mm["max"].as_py()
-            c["min"] = lo if c.get("min") is None else min(c["min"], lo)
-            c["max"] = hi if c.get("max") is None else max(c["max"], hi)
+            _widen(c, "min", lo, min)
+            _widen(c, "max", hi, max)
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             mm = pc.min_max(pc.utf8_length(col))
             lo, hi = mm["min"].as_py(), mm["max"].as_py()
-            c["min_length"] = lo if c.get("min_length") is None else min(c["min_length"], lo)
-            c["max_length"] = hi if c.get("max_length") is None else max(c["max_length"], hi)
+            _widen(c, "min_length", lo, min)
+            _widen(c, "max_length", hi, max)
 
     def to_dict(self) -> dict[str, Any]:
         cols: dict[str, Any] = {}
@@ -540,16 +546,22 @@ class _GxRunner:
                 raise SuiteError(f"GX returned results that do not match the suite of {self.table}")
         for i, kw in self.exact_checks:
             _recount(res.results[i], t, kw)
-        ok = sum(bool(r.success) for r in res.results)
-        res.success = ok == len(res.results)
-        res.statistics = {
-            "evaluated_expectations": len(res.results),
-            "successful_expectations": ok,
-            "unsuccessful_expectations": len(res.results) - ok,
-            "success_percent": 100.0 * ok / len(res.results) if res.results else 100.0,
-        }
+        _restate(res)
         res.suite_name = self.suite.name
         return res
+
+
+def _restate(res: Any) -> None:
+    """A suite result's success and statistics, from its expectations' results (after merging or edits)."""
+    total = len(res.results)
+    ok = sum(bool(r.success) for r in res.results)
+    res.success = ok == total
+    res.statistics = {
+        "evaluated_expectations": total,
+        "successful_expectations": ok,
+        "unsuccessful_expectations": total - ok,
+        "success_percent": 100.0 * ok / total if total else 100.0,
+    }
 
 
 def _recount(r: Any, t: pa.Table, kw: dict[str, Any]) -> None:
@@ -821,13 +833,13 @@ def _side_worker(
     kind: str, settings: Any, container: str, files: list[ObjectInfo], table: str, doc: dict[str, Any], batch_rows: int
 ) -> tuple[SideMetrics, _Combined]:
     """One run of files in a worker process: its own store connection, and its own GX context."""
-    from .stores import AzureBlobStore, S3Store
+    from .stores import open_store
 
     key = json.dumps([table, doc], sort_keys=True, default=str)
     runner = _WORKER_RUNNERS.get(key)
     if runner is None:
         runner = _WORKER_RUNNERS[key] = _GxRunner(table, doc, None)
-    st: Store = AzureBlobStore(settings, container) if kind == "azure" else S3Store(settings, container)
+    st = open_store(Location(kind, container, ""), **{kind: settings})
     return _validate_files(st, files, doc, runner, batch_rows)
 
 
@@ -872,9 +884,12 @@ def _start_side(
     gives what one process gives (every merged metric is a sum, a min/max, a union or an order-independent
     fingerprint). Each worker pays GX's import once (~6 s here) and holds its own batch in memory.
     """
+    def here() -> tuple[SideMetrics, _Combined]:
+        return _validate_files(st, files, doc, runner(), batch_rows)
+
     chunks = _file_chunks(files, jobs)
     if pool is None or len(chunks) == 1:
-        return lambda: _validate_files(st, files, doc, runner(), batch_rows)
+        return here
     try:
         pickle.dumps((st.settings, files[0]))  # type: ignore[attr-defined]  # what travels to the workers
         futures = [
@@ -886,7 +901,7 @@ def _start_side(
         # object) cannot travel: validate in this process, as with one job
         log.warning("%s: worker processes unavailable (%s: %s); validating in one process", table,
                     type(exc).__name__, exc)
-        return lambda: _validate_files(st, files, doc, runner(), batch_rows)
+        return here
     log.info("%s: validating %d files in %d runs on %d processes", table, len(files), len(chunks), jobs)
 
     def collect() -> tuple[SideMetrics, _Combined]:
@@ -905,7 +920,6 @@ def _docs_result(combined: _Combined, side: str, url: str) -> Any:
     res = combined.first
     if res is None:
         return None
-    n_ok = 0
     for r, item in zip(res.results, combined.items, strict=True):
         r.success = item["success"]
         safe = {k: item[k] for k in ("element_count", "unexpected_count", "missing_count") if item[k]}
@@ -917,15 +931,7 @@ def _docs_result(combined: _Combined, side: str, url: str) -> Any:
             safe.setdefault("unexpected_count", item["unexpected_count"])
             safe["partial_unexpected_list"] = []
         r.result = safe
-        n_ok += bool(item["success"])
-    total = len(res.results)
-    res.success = n_ok == total
-    res.statistics = {
-        "evaluated_expectations": total,
-        "successful_expectations": n_ok,
-        "unsuccessful_expectations": total - n_ok,
-        "success_percent": 100.0 * n_ok / total if total else 100.0,
-    }
+    _restate(res)
     meta = dict(res.meta or {})
     meta["active_batch_definition"] = {
         "datasource_name": side,
@@ -1027,14 +1033,9 @@ def validate_table(
     """
     doc = load_suite(suite)
     docs_dir = Path(data_docs_dir).resolve() if data_docs_dir is not None else None
-    runners: list[_GxRunner] = []
-
-    def runner() -> _GxRunner:
-        # built on first use: after the listings (a wrong prefix fails at once, not after GX's ~6 s import)
-        # and after any worker got its files (their imports then overlap this one)
-        if not runners:
-            runners.append(_GxRunner(table, doc, docs_dir))
-        return runners[0]
+    # built on first use: after the listings (a wrong prefix fails at once, not after GX's ~6 s import)
+    # and after any worker got its files (their imports then overlap this one)
+    runner = functools.cache(lambda: _GxRunner(table, doc, docs_dir))
 
     s_loc, s_st, s_files = _side_files("source", table, source, source_store)
     d_loc, d_st, d_files = _side_files("destination", table, destination, destination_store)

@@ -88,7 +88,7 @@ def _damage(t: pa.Table, doc: dict[str, Any]) -> tuple[pa.Table, dict[str, str]]
     if kw:
         t = _set(t, kw["column"], 10, "lower-case")
         used[kw["column"]] = "regex"
-    kw = free(by_type.get("expect_column_values_to_be_in_set", []), lambda kw: is_int(kw) or True)
+    kw = free(by_type.get("expect_column_values_to_be_in_set", []))
     if kw:
         bad = 987654 if pa.types.is_integer(t.schema.field(kw["column"]).type) else "??"
         t = _set(t, kw["column"], 11, bad)
