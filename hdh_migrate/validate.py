@@ -243,8 +243,26 @@ def iter_file_batches(
 # -- metrics -------------------------------------------------------------------------------------------------
 
 
+def _sorted_unique(a: np.ndarray, *, runs: bool = False) -> np.ndarray:
+    """The distinct values of ``a``, sorted. ``runs``: ``a`` is a concatenation of sorted runs.
+
+    Not ``np.unique``: numpy 2.4's takes ~1.3 s for 1.5 M random uint64 here (it hashes), a sort and a
+    compare ~0.08 s; and a stable sort (timsort) merges already sorted runs in ~0.015 s.
+    """
+    s = np.sort(a, kind="stable" if runs else "quicksort")
+    if s.size < 2:
+        return s
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 class _Distinct:
-    """Distinct count of a key over all files, from 64-bit hashes (8 bytes per distinct key in memory)."""
+    """Distinct count of a key over all files, from 64-bit hashes (8 bytes per distinct key in memory).
+
+    Each batch's hashes are kept as one sorted run of distinct values; runs are merged when they grow past
+    4 M values and at the end."""
 
     def __init__(self) -> None:
         self.parts: list[np.ndarray] = []
@@ -253,19 +271,19 @@ class _Distinct:
 
     def add(self, h: np.ndarray) -> None:
         self.rows += int(h.size)
-        self.parts.append(np.unique(h))
+        self.parts.append(_sorted_unique(h))
         self.size += self.parts[-1].size
         self._compact()
 
     def _compact(self) -> None:
         if self.size > 4_000_000 and len(self.parts) > 1:
-            merged = np.unique(np.concatenate(self.parts))
+            merged = _sorted_unique(np.concatenate(self.parts), runs=True)
             self.parts, self.size = [merged], merged.size
 
     def count(self) -> int:
         if not self.parts:
             return 0
-        return int(np.unique(np.concatenate(self.parts)).size)
+        return int(_sorted_unique(np.concatenate(self.parts), runs=True).size)
 
     def merge(self, other: _Distinct) -> None:
         self.rows += other.rows
