@@ -202,15 +202,42 @@ def test_an_empty_suite_validates_and_passes() -> None:
 def test_files_are_cut_into_contiguous_runs_of_about_the_same_bytes(
     sizes: list[int], jobs: int, expected: list[int]
 ) -> None:
+    from hdh_migrate.validate import _file_chunks
+
+    groups = [[f] for f in _files(sizes)]  # files of a group size or more: a group each
+    chunks = _file_chunks(groups, jobs)
+    assert [len(c) for c in chunks] == expected
+    assert [g for c in chunks for g in c] == groups  # every group once, in order
+
+
+def _files(sizes: list[int]) -> list[Any]:
     from datetime import UTC, datetime
 
     from hdh_migrate.stores.base import ObjectInfo
-    from hdh_migrate.validate import _file_chunks
 
-    files = [ObjectInfo(f"part-{i}", s, f"e{i}", datetime.now(UTC)) for i, s in enumerate(sizes)]
-    chunks = _file_chunks(files, jobs)
-    assert [len(c) for c in chunks] == expected
-    assert [f for c in chunks for f in c] == files  # every file once, in order
+    return [ObjectInfo(f"part-{i}", s, f"e{i}", datetime.now(UTC)) for i, s in enumerate(sizes)]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        ([40, 40, 40], [1, 1, 1]),  # each file holds a group's bytes: each its own group
+        ([10, 10, 10, 10, 10], [4, 1]),  # small files share a group until it holds 32
+        ([5, 100, 5, 5], [2, 2]),
+        ([0, 0, 0], [3]),
+        ([], []),
+    ],
+)
+def test_small_files_are_grouped_by_the_listing_alone(sizes: list[int], expected: list[int]) -> None:
+    """Groups depend on names and sizes only, so the batches cannot depend on the number of processes."""
+    from hdh_migrate.validate import _file_chunks, file_groups
+
+    files = _files(sizes)
+    groups = file_groups(files, 32)
+    assert [len(g) for g in groups] == expected
+    assert [f for g in groups for f in g] == files
+    for jobs in (2, 3):  # processes get whole groups
+        assert [g for c in _file_chunks(groups, jobs) for g in c] == groups
 
 
 def test_a_bound_beyond_2_53_is_checked_exactly() -> None:

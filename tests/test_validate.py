@@ -275,8 +275,9 @@ def test_a_value_outside_the_model_fails_the_suite_with_a_typed_error(copied, fr
     assert "destination" in str(err.value) and "expect_column_values_to_be_between(AGE_ANN)" in str(err.value)
 
 
-def test_a_duplicate_key_across_files_is_caught(copied, fresh) -> None:
-    """A GX batch sees one file; uniqueness is re-checked over all files with hashed keys."""
+@pytest.mark.parametrize("group_bytes", [1, None], ids=["a-batch-per-file", "small-files-share-batches"])
+def test_a_duplicate_key_across_files_is_caught(copied, fresh, group_bytes: int | None) -> None:
+    """A GX batch sees only itself; uniqueness is re-checked over all files with hashed keys."""
     src, _ = copied
     dst = fresh("s3")
     _copy_all(src, dst, f"{PREFIX}/IR_BEN_R/")
@@ -284,17 +285,44 @@ def test_a_duplicate_key_across_files_is_caught(copied, fresh) -> None:
     _rewrite(dst, f"{PREFIX}/IR_BEN_R/part-00001.parquet", lambda t: pa.concat_tables([first.slice(0, 1), t.slice(1)]))
     src_url, dst_url = src.url(), dst.url()
     result = validate_table(
-        "IR_BEN_R", _suite("IR_BEN_R"), src_url, dst_url, data_docs_dir=None, raise_on_failure=False
+        "IR_BEN_R", _suite("IR_BEN_R"), src_url, dst_url, data_docs_dir=None, raise_on_failure=False,
+        group_bytes=group_bytes,
     )
     failed = {
         (f["expectation"], f.get("column") or "+".join(f.get("columns", []))): f
         for f in result["destination"]["failed_expectations"]
     }
-    assert failed[("expect_column_values_to_be_unique", "BEN_NIR_PSA")]["scope"] == "table"
+    unique = failed[("expect_column_values_to_be_unique", "BEN_NIR_PSA")]
+    assert unique["scope"] == "table"
+    # one file per batch: no batch holds both rows, only the re-check over all files sees the duplicate;
+    # the two small files in one batch: GX sees it there too
+    assert unique["failed_batches"] == (0 if group_bytes == 1 else 1)
     assert ("expect_compound_columns_to_be_unique", "BEN_NIR_PSA+BEN_RNG_GEM") in failed
     assert ("distinct_count", "BEN_NIR_PSA") in {
         (d["metric"], d["column"]) for d in result["comparison"]["differences"]
     }
+
+
+def test_small_files_share_batches(copied) -> None:
+    """Files smaller than a group (32 MiB) are validated in shared batches: fewer GX runs, same outcome."""
+    src, dst = copied
+    runs = {
+        group_bytes: validate_table(
+            "ER_PRS_F", _suite("ER_PRS_F"), src.url(), dst.url(), data_docs_dir=None, group_bytes=group_bytes
+        )
+        for group_bytes in (1, None)
+    }
+    per_file, shared = runs[1], runs[None]
+    for side in ("source", "destination"):
+        assert per_file[side]["files"] == shared[side]["files"] == 2
+        assert (per_file[side]["batches"], shared[side]["batches"]) == (2, 1)
+        a, b = per_file[side]["metrics"], shared[side]["metrics"]
+        assert a["row_count"] == b["row_count"] == ROWS["ER_PRS_F"]
+        assert a["fingerprint"] == b["fingerprint"] and a["distinct"] == b["distinct"]
+        for name, col in a["columns"].items():
+            assert (col["fingerprint"], col["null_count"]) == (b["columns"][name]["fingerprint"],
+                                                              b["columns"][name]["null_count"]), name
+    assert shared["success"] and shared["comparison"]["equal"]
 
 
 def test_worker_processes_give_the_one_process_result(copied, fresh, tmp_path: Path) -> None:
@@ -316,8 +344,9 @@ def test_worker_processes_give_the_one_process_result(copied, fresh, tmp_path: P
     _rewrite(dst, f"{PREFIX}/ER_PRS_F/part-00000.parquet", changed)
     results = {}
     for jobs in (1, 2):
+        # group_bytes=1: each (small) file a group of its own, so that two processes get one file each
         r = validate_table("ER_PRS_F", _suite("ER_PRS_F"), src.url(), dst.url(), data_docs_dir=tmp_path / f"docs{jobs}",
-                           raise_on_failure=False, jobs=jobs)
+                           raise_on_failure=False, jobs=jobs, group_bytes=1)
         assert Path(r["data_docs"]).exists()
         results[jobs] = {k: v for k, v in r.items() if k not in ("validated_at", "data_docs", "data_docs_pages")}
     assert results[2] == results[1]
