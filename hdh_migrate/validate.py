@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from . import gxplan
 from .errors import HdhMigrateError, PermanentError
 from .expectations import SuiteError, active_expectations, read_suite_document
-from .rowhash import combine_rows, value_hashes, wrapping_sum
+from .rowhash import RowChain, combine_rows, value_hashes, wrapping_sum
 from .stores.base import ObjectInfo, Store
 from .urls import Location, parse_location
 
@@ -394,10 +394,14 @@ class SideMetrics:
 
     def add(self, t: pa.Table) -> None:
         n = t.num_rows
-        hashes: dict[str, np.ndarray] = {}
+        keyed = {c for cols in self.key_sets.values() for c in cols}
+        hashes: dict[str, np.ndarray] = {}  # of key columns only: the row hash is chained as columns come
+        rows = RowChain(n)
         for name, col in zip(t.column_names, t.columns, strict=True):
             h = value_hashes(col, name)
-            hashes[name] = h
+            rows.add(h)
+            if name in keyed:
+                hashes[name] = h
             c = self._col(name)
             c["types"].add(str(col.type))
             c["null_count"] += col.null_count
@@ -406,7 +410,7 @@ class SideMetrics:
             if n and col.null_count < n:
                 self._aggregates(name, col, c)
         self.rows += n
-        self.fingerprint = (self.fingerprint + wrapping_sum(combine_rows(list(hashes.values()), n))) & _MASK64
+        self.fingerprint = (self.fingerprint + wrapping_sum(rows.hashes)) & _MASK64
         for key, cols in self.key_sets.items():
             if not all(c in hashes for c in cols):
                 continue
@@ -510,6 +514,13 @@ def _gx() -> Any:
     from great_expectations.execution_engine import pandas_execution_engine
 
     pandas_execution_engine.HASH_THRESHOLD = 0
+    # GX derives an expectation's type from its class name with two regex substitutions each time it builds
+    # the expectation's configuration, several times per expectation and batch: 15 % of a batch's fixed
+    # cost (py-spy, ER_PRS_F). The function is pure: remember its answers.
+    from great_expectations.expectations import expectation as gx_expectation
+
+    if not hasattr(gx_expectation.camel_to_snake, "cache_info"):
+        gx_expectation.camel_to_snake = functools.cache(gx_expectation.camel_to_snake)
     return gx
 
 
