@@ -204,6 +204,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--verify", choices=("quick", "full", "both"), default="full", help="the DAG's verify Param")
     p.add_argument("--max-parallel", type=int, default=4, help="the DAG's max_parallel Param (default 4)")
     p.add_argument("--part-size-mib", type=int, default=8, help="the DAG's part_size_mib Param (default 8)")
+    p.add_argument(
+        "--validate-processes",
+        type=int,
+        default=2,
+        help="the DAG's validate_processes Param (default 2: ER_PRS_F, the largest table, validates last and "
+        "alone; a second process uses the other core)",
+    )
     p.add_argument("--dry-run", action="store_true", help="trigger the DAG with dry_run=true")
     p.add_argument("--home", default=str(root / "var" / "airflow"), help="AIRFLOW_HOME (default var/airflow)")
     p.add_argument(
@@ -318,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             "verify": args.verify,
             "dry_run": bool(args.dry_run),
         }
+        if "validate_processes" in dag_params:
+            conf["validate_processes"] = args.validate_processes
         if "shard_max_objects" in dag_params:
             conf["shard_max_objects"] = args.shard_max_objects
         step(f"trigger: {DAG_ID} through the REST API with conf {json.dumps(conf)}")

@@ -29,6 +29,8 @@ import logging
 import math
 import os
 import pickle
+import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -906,13 +908,17 @@ def _validate_files(
     return metrics, combined
 
 
-def _file_chunks(groups: list[list[ObjectInfo]], jobs: int) -> list[list[list[ObjectInfo]]]:
-    """At most ``jobs`` contiguous runs of file groups of about the same number of bytes (order kept)."""
-    n = max(1, min(jobs, len(groups)))
-    if n == 1:
-        return [groups]
+def _file_chunks(
+    groups: list[list[ObjectInfo]], jobs: int, min_bytes: int = 0
+) -> list[list[list[ObjectInfo]]]:
+    """At most ``jobs`` contiguous runs of file groups of about the same number of bytes (order kept), and
+    no more runs than ``min_bytes`` fit in the total: a worker pays GX's import (~6 s, as much as validating
+    a 32 MiB group), so a table of 39 MiB is not spread over two processes for its last 6 MiB."""
     sizes = [max(sum(f.size for f in g), 1) for g in groups]
     total = sum(sizes)
+    n = max(1, min(jobs, len(groups), total // min_bytes if min_bytes > 0 else jobs))
+    if n == 1:
+        return [groups]
     chunks: list[list[list[ObjectInfo]]] = [[]]
     done = 0
     for i, (g, size) in enumerate(zip(groups, sizes, strict=True)):
@@ -972,6 +978,24 @@ def _pool(jobs: int, groups: int) -> Iterator[Any]:
     pool.shutdown(wait=True)
 
 
+@contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Hide this process's ``__main__`` while worker processes start.
+
+    A spawned process first runs the parent's main script (or module) again, so that functions pickled from
+    it can be found. In an Airflow task, that is the ``airflow`` command: in the worker it initialises
+    Airflow again, against a database setting the task process is not allowed to use, and the worker dies
+    ("Could not parse SQLAlchemy URL"). The workers need nothing from ``__main__``; during their start it
+    is an empty module, which multiprocessing does not run again.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def _start_side(
     st: Store,
     files: list[ObjectInfo],
@@ -995,15 +1019,16 @@ def _start_side(
     def here() -> tuple[SideMetrics, _Combined]:
         return _validate_files(st, groups, doc, runner(), batching)
 
-    chunks = _file_chunks(groups, jobs)
+    chunks = _file_chunks(groups, jobs, batching.group_bytes)
     if pool is None or len(chunks) == 1:
         return here
     try:
         pickle.dumps((st.settings, files[0]))  # type: ignore[attr-defined]  # what travels to the workers
-        futures = [
-            pool.submit(_side_worker, st.kind, st.settings, st.container, chunk, table, doc, batching)  # type: ignore[attr-defined]
-            for chunk in chunks[1:]
-        ]
+        with _main_not_rerun():  # the pool starts its processes in submit()
+            futures = [
+                pool.submit(_side_worker, st.kind, st.settings, st.container, chunk, table, doc, batching)  # type: ignore[attr-defined]
+                for chunk in chunks[1:]
+            ]
     except (AssertionError, OSError, pickle.PicklingError, TypeError) as exc:
         # a daemonic process may not have children; credentials that do not pickle (a token credential
         # object) cannot travel: validate in this process, as with one job

@@ -45,6 +45,38 @@ SMOKE_DAG = textwrap.dedent(
     hdh_local_smoke()
     """
 )
+# a table validated with worker processes spawned from a real Airflow task process, whose main script is
+# the `airflow` command (under dag.test it is pytest's, which a worker can run again)
+WORKERS_DAG_ID = "hdh_local_workers"
+WORKERS_DAG = textwrap.dedent(
+    """
+    from airflow.sdk import dag, task
+
+
+    @dag(dag_id="hdh_local_workers", schedule=None, catchup=False)
+    def hdh_local_workers():
+        @task
+        def validate_in_two_processes(**ctx):
+            import logging
+
+            from hdh_migrate.validate import validate_table
+
+            seen = []
+            handler = logging.Handler()
+            handler.emit = lambda record: seen.append(record.getMessage())
+            logging.getLogger("hdh_migrate.validate").addHandler(handler)
+            logging.getLogger("hdh_migrate.validate").setLevel(logging.INFO)
+            url, suite = ctx["params"]["url"], ctx["params"]["suite"]
+            r = validate_table("IR_BEN_R", suite, url, url, data_docs_dir=None, jobs=2, group_bytes=1)
+            return {"success": r["success"], "files": r["source"]["files"],
+                    "spread": [m for m in seen if "runs on 2 processes" in m]}
+
+        validate_in_two_processes()
+
+
+    hdh_local_workers()
+    """
+)
 
 
 def test_airflow_env_is_local_and_consistent(tmp_path: Path) -> None:
@@ -94,10 +126,16 @@ def test_attach_finds_nothing_in_an_empty_home(tmp_path: Path) -> None:
 
 @pytest.mark.airflow
 @pytest.mark.slow
-def test_start_run_and_stop(tmp_path: Path, rig_env: dict[str, str]) -> None:
+def test_start_run_and_stop(tmp_path: Path, rig_env: dict[str, str], azure_container) -> None:
+    from hdh_migrate.schema import get_table
+    from hdh_migrate.seed import seed_table
+
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / f"{DAG_ID}.py").write_text(SMOKE_DAG)
+    (dags / f"{WORKERS_DAG_ID}.py").write_text(WORKERS_DAG)
+    table_url = f"azure://{azure_container.container}/t"
+    seed_table(table_url, get_table("IR_BEN_R"), 1600, seed=3, rows_per_file=800, store=azure_container)
     home = tmp_path / "home"
     af = airflow_local.start(home, None, dags_folder=dags)
     try:
@@ -133,6 +171,14 @@ def test_start_run_and_stop(tmp_path: Path, rig_env: dict[str, str]) -> None:
         assert af.xcom(DAG_ID, run_id, "summary") == {"results_dir": str(home.resolve()), "value": "bonjour"}
         assert af.xcom(DAG_ID, run_id, "first", key="nothing_here") is None
         assert (home / "logs").is_dir()
+
+        # worker processes spawned from a task process (validate_processes > 1) start and validate
+        af.wait_dag(WORKERS_DAG_ID, timeout=180)
+        run_id = af.trigger(WORKERS_DAG_ID, {"url": table_url, "suite": str(ROOT / "expectations" / "IR_BEN_R.json")})
+        state = af.wait_run(WORKERS_DAG_ID, run_id, timeout=300)
+        assert state == "success", af.task_instances(WORKERS_DAG_ID, run_id)
+        done = af.xcom(WORKERS_DAG_ID, run_id, "validate_in_two_processes")
+        assert done["success"] and done["files"] == 2 and len(done["spread"]) == 2, done
 
         # after a run, no component holds a socket beyond loopback (no telemetry, no update check)
         # (the probe itself is proven in test_rig, where a server with telemetry on makes it fail)

@@ -240,6 +240,15 @@ def test_small_files_are_grouped_by_the_listing_alone(sizes: list[int], expected
         assert [g for c in _file_chunks(groups, jobs) for g in c] == groups
 
 
+def test_a_worker_gets_a_group_s_worth_of_bytes_at_least() -> None:
+    """A worker pays GX's import: 33 + 6 bytes with groups of 32 stay in one process, 40 + 40 do not."""
+    from hdh_migrate.validate import _file_chunks, file_groups
+
+    for sizes, runs in (([33, 6], 1), ([40, 40], 2), ([40, 40, 40], 3), ([10] * 9, 2)):
+        groups = file_groups(_files(sizes), 32)
+        assert len(_file_chunks(groups, 4, 32)) == runs, sizes
+
+
 def test_a_bound_beyond_2_53_is_checked_exactly() -> None:
     """GX holds min_value/max_value as doubles: 9999999999999999 (16 digits) becomes 1e16 and the 17-digit
     10**16 passes it. hdh-migrate recounts such checks exactly."""

@@ -358,6 +358,30 @@ def test_worker_processes_give_the_one_process_result(copied, fresh, tmp_path: P
     assert {("fingerprint", None), ("fingerprint", "PRS_ACT_QTE"), ("sum", "PRS_ACT_QTE")} <= differences
 
 
+def test_worker_processes_start_under_a_main_script_they_cannot_run(copied, tmp_path: Path) -> None:
+    """A spawned worker runs the parent's main script again, unless hidden. In an Airflow task that script
+    is ``airflow``, which a worker cannot initialise (the DAG's validate_processes failed in a real
+    deployment, not under dag.test): here, a main script that refuses to run twice."""
+    src, dst = copied
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        "import logging\n"
+        "if __name__ != '__main__':\n"
+        "    raise SystemExit('a worker ran the main script again')\n"
+        "from hdh_migrate.validate import validate_table\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        f"r = validate_table('ER_PRS_F', {_suite('ER_PRS_F')!r}, {src.url()!r}, {dst.url()!r}, data_docs_dir=None,\n"
+        "                   jobs=2, group_bytes=1)\n"
+        "print('RESULT', r['success'], r['source']['files'], r['destination']['files'])\n"
+    )
+    env = dict(os.environ, GX_ANALYTICS_ENABLED="false")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "RESULT True 2 2" in run.stdout
+    assert run.stderr.count("runs on 2 processes") == 2  # both sides spread over two processes
+    assert "worker processes unavailable" not in run.stderr
+
+
 def test_a_table_the_generator_has_never_seen_gets_a_working_suite(fresh, tmp_path: Path) -> None:
     schema = tmp_path / "pharma.json"
     schema.write_text(
