@@ -32,6 +32,7 @@ import pickle
 import sys
 import types
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -45,7 +46,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import gxplan
-from .errors import HdhMigrateError, PermanentError
+from .errors import HdhMigrateError, PermanentError, TransientError
 from .expectations import SuiteError, active_expectations, read_suite_document
 from .rowhash import RowChain, combine_rows, value_hashes, wrapping_sum
 from .stores.base import ObjectInfo, Store
@@ -88,6 +89,12 @@ class NoDataFilesError(PermanentError):
 
 class MixedFormatsError(PermanentError):
     code = "mixed_formats"
+
+
+class ValidationWorkerError(TransientError):
+    """A worker process of ``--jobs`` / ``validate_processes`` died mid-validation (killed: often memory)."""
+
+    code = "validation_worker_died"
 
 
 # -- random access over a store -------------------------------------------------------------------------
@@ -1043,7 +1050,15 @@ def _start_side(
     def collect() -> tuple[SideMetrics, _Combined]:
         metrics, combined = _validate_files(st, chunks[0], doc, runner(), batching)  # the first run, here
         for f in futures:
-            m, c = f.result()
+            try:
+                m, c = f.result()
+            except BrokenProcessPool:
+                raise ValidationWorkerError(
+                    f"{table}: a validation worker process died ({st.kind}://{st.container}, {jobs} processes)",
+                    hint="usually the kernel's OOM killer: each process holds a batch (~1-2 GB for 250,000 rows "
+                    "of a wide table); lower validate_processes (--jobs) or --batch-rows, or give the worker more "
+                    "memory, then retry: validation only reads",
+                ) from None
             metrics.merge(m)
             combined.merge(c)
         return metrics, combined
@@ -1283,6 +1298,7 @@ __all__ = [
     "SideMetrics",
     "SideResult",
     "ValidationFailedError",
+    "ValidationWorkerError",
     "compare_metrics",
     "failure_message",
     "file_groups",

@@ -382,6 +382,46 @@ def test_worker_processes_start_under_a_main_script_they_cannot_run(copied, tmp_
     assert "worker processes unavailable" not in run.stderr
 
 
+def test_a_worker_process_killed_mid_validation_gives_an_actionable_error(copied) -> None:
+    """An OOM-killed worker (SIGKILL here) fails the validation with a typed, retryable error saying what
+    to lower, not with multiprocessing's BrokenProcessPool."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    from hdh_migrate.errors import TransientError
+    from hdh_migrate.validate import ValidationWorkerError
+
+    src, dst = copied
+    outcome: dict[str, BaseException | dict] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = validate_table(
+                "ER_PRS_F", _suite("ER_PRS_F"), src.url(), dst.url(), data_docs_dir=None, jobs=2, group_bytes=1
+            )
+        except BaseException as exc:  # handed to the test thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    killed = None
+    while killed is None and time.monotonic() < deadline and worker.is_alive():
+        children = multiprocessing.active_children()
+        if children:
+            killed = children[0].pid
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    worker.join(timeout=300)
+    assert killed is not None, "no worker process was started"
+    error = outcome.get("error")
+    assert isinstance(error, ValidationWorkerError) and isinstance(error, TransientError), outcome
+    assert "ER_PRS_F: a validation worker process died" in str(error)
+    assert "validate_processes" in str(error) and "--batch-rows" in str(error)
+
+
 def test_a_table_the_generator_has_never_seen_gets_a_working_suite(fresh, tmp_path: Path) -> None:
     schema = tmp_path / "pharma.json"
     schema.write_text(
