@@ -126,7 +126,8 @@ PARAMS = {
         minimum=1,
         maximum=32,
         title="Processes per table validation",
-        description="A table's files are split between this many processes on each side, both sides at once. "
+        description="A table's files are split between this many processes on each side (at least 32 MiB of "
+        "files each), both sides at once. "
         "Each costs GX's import (~6 s) and a batch in memory (~1-2 GB for 250,000 rows of a wide table): raise it "
         "on workers with spare cores for tables of millions of rows.",
     ),

@@ -140,13 +140,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument("--suite", required=True, help="suite file, e.g. expectations/NAME.json")
     v.add_argument("--data-docs", default="data_docs", help="folder for the GX Data Docs (default ./data_docs)")
     v.add_argument("--no-data-docs", action="store_true", help="do not build Data Docs")
-    v.add_argument("--batch-rows", type=_count, default=250_000, help="rows per GX batch (default 250000)")
+    v.add_argument(
+        "--batch-rows",
+        type=_count,
+        default=250_000,
+        help="rows per GX batch (default 250000; whole row groups, filled across files under 32 MiB)",
+    )
     v.add_argument(
         "--jobs",
         type=_count,
         default=1,
-        help="processes per side: a table's files are split between them (default 1; each costs GX's "
-        "import, ~6 s, and a batch of memory: for tables of several files and millions of rows)",
+        help="processes per side: a table's files are split between them, at least 32 MiB each (default 1; "
+        "each costs GX's import, ~6 s, and a batch of memory: for tables of several files and millions of rows)",
     )
     v.add_argument("--json", action="store_true", help="print the full result as JSON")
     v.add_argument("--json-out", help="also write the full result as JSON to this file")
