@@ -60,6 +60,21 @@ _ROWS_OF_TABLE = _TABLE.reshape(_TAB_POSITIONS, 256)
 _GATHER_CELLS = 1 << 22  # bytes gathered at once for strings of one length (an int64 index each: 32 MiB)
 
 
+def sorted_unique(a: np.ndarray, *, runs: bool = False) -> np.ndarray:
+    """The distinct values of ``a``, sorted. ``runs``: ``a`` is a concatenation of sorted runs.
+
+    Not ``np.unique``: numpy 2.4's takes ~1.3 s for 1.5 M random uint64 here (it hashes), a sort and a
+    compare ~0.08 s; and a stable sort (timsort) merges already sorted runs in ~0.015 s.
+    """
+    s = np.sort(a, kind="stable" if runs else "quicksort")
+    if s.size < 2:
+        return s
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 def _tabulate(values: np.ndarray) -> np.ndarray:
     """Per row of an (m, L) uint8 matrix (m strings of L bytes): the sum of table[position, byte].
 
@@ -89,8 +104,7 @@ def _string_hashes(arr: pa.Array, col_salt: int) -> np.ndarray:
         if longest < 4096:
             present = np.flatnonzero(np.bincount(lengths, minlength=longest + 1)[1:]) + 1
         else:
-            sizes = np.sort(lengths[lengths > 0])
-            present = sizes[np.concatenate(([True], sizes[1:] != sizes[:-1]))]
+            present = sorted_unique(lengths[lengths > 0])
         if len(present) == 1:
             size = int(present[0])
             where = np.flatnonzero(lengths) if data.size != n * size else slice(None)
