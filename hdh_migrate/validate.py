@@ -378,6 +378,7 @@ class SideMetrics:
         self.fingerprint = 0
         self.columns: dict[str, dict[str, Any]] = {}
         self.distinct = {name: _Distinct() for name in key_sets}
+        self._keyed = {c for cols in key_sets.values() for c in cols}  # columns whose hashes a key needs
         self._order: list[str] = []
 
     def _col(self, name: str) -> dict[str, Any]:
@@ -388,13 +389,12 @@ class SideMetrics:
 
     def add(self, t: pa.Table) -> None:
         n = t.num_rows
-        keyed = {c for cols in self.key_sets.values() for c in cols}
         hashes: dict[str, np.ndarray] = {}  # of key columns only: the row hash is chained as columns come
         rows = RowChain(n)
         for name, col in zip(t.column_names, t.columns, strict=True):
             h = value_hashes(col, name)
             rows.add(h)
-            if name in keyed:
+            if name in self._keyed:
                 hashes[name] = h
             c = self._col(name)
             c["types"].add(str(col.type))
@@ -821,10 +821,11 @@ def validate_side(
     ``jobs`` > 1 validates the side's files in that many processes (see ``_start_side``); files smaller
     than ``group_bytes`` (default ``GROUP_BYTES``) share batches (see ``file_groups``).
     """
-    batching = Batching(batch_rows, GROUP_BYTES if group_bytes is None else group_bytes)
+    batching = _batching(batch_rows, group_bytes)
     loc, st, files = _side_files(side, table, location, store)
-    with _pool(jobs, len(file_groups(files, batching.group_bytes))) as pool:
-        metrics, combined = _start_side(st, files, table, doc, lambda: runner, batching, jobs, pool)()
+    runs = _side_runs(files, batching, jobs)
+    with _pool(jobs, len(runs)) as pool:
+        metrics, combined = _start_side(st, runs, table, doc, lambda: runner, batching, pool)()
     return _finish_side(side, table, loc, files, metrics, combined)
 
 
@@ -900,6 +901,15 @@ def _validate_files(
     return metrics, combined
 
 
+def _batching(batch_rows: int, group_bytes: int | None) -> Batching:
+    return Batching(batch_rows, GROUP_BYTES if group_bytes is None else group_bytes)
+
+
+def _side_runs(files: list[ObjectInfo], batching: Batching, jobs: int) -> list[list[list[ObjectInfo]]]:
+    """A side's file groups, cut into the runs its processes validate (one run: this process alone)."""
+    return _file_chunks(file_groups(files, batching.group_bytes), jobs, batching.group_bytes)
+
+
 def _file_chunks(
     groups: list[list[ObjectInfo]], jobs: int, min_bytes: int = 0
 ) -> list[list[list[ObjectInfo]]]:
@@ -948,13 +958,14 @@ def _side_worker(
 
 
 @contextmanager
-def _pool(jobs: int, groups: int) -> Iterator[Any]:
-    """Worker processes for ``jobs`` > 1 (None otherwise); pending work is cancelled if anything fails.
+def _pool(jobs: int, runs: int) -> Iterator[Any]:
+    """Worker processes when a side has more than one run (None otherwise); pending work is cancelled if
+    anything fails.
 
     Spawned, not forked: the parent may hold threads (connection pools, Airflow's task runner), and a fork
     copies their locks in whatever state they are.
     """
-    if min(jobs, groups) <= 1:
+    if min(jobs, runs) <= 1:
         yield None
         return
     import multiprocessing
@@ -990,36 +1001,34 @@ def _main_not_rerun() -> Iterator[None]:
 
 def _start_side(
     st: Store,
-    files: list[ObjectInfo],
+    runs: list[list[list[ObjectInfo]]],
     table: str,
     doc: dict[str, Any],
     runner: Callable[[], _GxRunner],
     batching: Batching,
-    jobs: int,
     pool: Any,
 ) -> Callable[[], tuple[SideMetrics, _Combined]]:
     """Start validating one side; the returned call waits for it and gives its metrics and batch results.
 
-    With a pool, the side's file groups are cut into ``jobs`` contiguous runs of about the same bytes: this
-    process validates the first when the result is collected, the pool's ``jobs - 1`` workers the others,
+    ``runs`` are the side's file groups cut into contiguous runs of about the same bytes (``_side_runs``).
+    With a pool, this process validates the first when the result is collected, the pool's workers the others,
     so that both sides are in flight at once. Metrics and batch results are merged in file order, which
     gives what one process gives (every merged metric is a sum, a min/max, a union or an order-independent
     fingerprint). Each worker pays GX's import once (~6 s here) and holds its own batch in memory.
     """
-    groups = file_groups(files, batching.group_bytes)
+    groups = [g for run in runs for g in run]
 
     def here() -> tuple[SideMetrics, _Combined]:
         return _validate_files(st, groups, doc, runner(), batching)
 
-    chunks = _file_chunks(groups, jobs, batching.group_bytes)
-    if pool is None or len(chunks) == 1:
+    if pool is None or len(runs) == 1:
         return here
     try:
-        pickle.dumps((st.settings, files[0]))  # type: ignore[attr-defined]  # what travels to the workers
+        pickle.dumps((st.settings, groups[0][0]))  # type: ignore[attr-defined]  # what travels to the workers
         with _main_not_rerun():  # the pool starts its processes in submit()
             futures = [
                 pool.submit(_side_worker, st.kind, st.settings, st.container, chunk, table, doc, batching)  # type: ignore[attr-defined]
-                for chunk in chunks[1:]
+                for chunk in runs[1:]
             ]
     except (AssertionError, OSError, pickle.PicklingError, TypeError) as exc:
         # a daemonic process may not have children; credentials that do not pickle (a token credential
@@ -1029,17 +1038,17 @@ def _start_side(
         return here
     log.info(
         "%s: validating %d files (%d groups) in %d runs on %d processes",
-        table, len(files), len(groups), len(chunks), jobs,
+        table, sum(len(g) for g in groups), len(groups), len(runs), len(runs),
     )
 
     def collect() -> tuple[SideMetrics, _Combined]:
-        metrics, combined = _validate_files(st, chunks[0], doc, runner(), batching)  # the first run, here
+        metrics, combined = _validate_files(st, runs[0], doc, runner(), batching)  # the first run, here
         for f in futures:
             try:
                 m, c = f.result()
             except BrokenProcessPool:
                 raise ValidationWorkerError(
-                    f"{table}: a validation worker process died ({st.kind}://{st.container}, {jobs} processes)",
+                    f"{table}: a validation worker process died ({st.kind}://{st.container}, {len(runs)} processes)",
                     hint="usually the kernel's OOM killer: each process holds a batch (~1-2 GB for 250,000 rows "
                     "of a wide table); lower validate_processes (--jobs) or --batch-rows, or give the worker more "
                     "memory, then retry: validation only reads",
@@ -1177,12 +1186,12 @@ def validate_table(
 
     s_loc, s_st, s_files = _side_files("source", table, source, source_store)
     d_loc, d_st, d_files = _side_files("destination", table, destination, destination_store)
-    batching = Batching(batch_rows, GROUP_BYTES if group_bytes is None else group_bytes)
-    groups = max(len(file_groups(s_files, batching.group_bytes)), len(file_groups(d_files, batching.group_bytes)))
-    with _pool(jobs, groups) as pool:
+    batching = _batching(batch_rows, group_bytes)
+    s_runs, d_runs = _side_runs(s_files, batching, jobs), _side_runs(d_files, batching, jobs)
+    with _pool(jobs, max(len(s_runs), len(d_runs))) as pool:
         # with worker processes, both sides are in flight at once; without, one after the other
-        s_run = _start_side(s_st, s_files, table, doc, runner, batching, jobs, pool)
-        d_run = _start_side(d_st, d_files, table, doc, runner, batching, jobs, pool)
+        s_run = _start_side(s_st, s_runs, table, doc, runner, batching, pool)
+        d_run = _start_side(d_st, d_runs, table, doc, runner, batching, pool)
         src = _finish_side("source", table, s_loc, s_files, *s_run())
         dst = _finish_side("destination", table, d_loc, d_files, *d_run())
     comparison = compare_metrics(src.metrics, dst.metrics)
