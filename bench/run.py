@@ -562,12 +562,24 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = bench.run_id.removeprefix("run-")
-    name = f"{stamp}{'-quick' if args.quick else ''}.json"
+    kind = run_kind(args, failed=bool(bench.failures))
+    name = f"{stamp}{'' if kind == 'complete' else '-' + kind}.json"
+    latest = "latest.json" if kind == "complete" else f"latest-{kind}.json"
     (out / name).write_text(json.dumps(res, indent=2, default=str) + "\n")
-    shutil.copyfile(out / name, out / ("latest-quick.json" if args.quick else "latest.json"))
-    print(f"\nresults: {out / name} (and {'latest-quick' if args.quick else 'latest'}.json); "
+    shutil.copyfile(out / name, out / latest)
+    print(f"\nresults: {out / name} (and {latest}); "
           f"measuring took {res['bench_s']:.0f} s, seeding {res['seeding_s']:.0f} s")
     return 0 if not bench.failures else 1
+
+
+def run_kind(args: argparse.Namespace, *, failed: bool) -> str:
+    """Which latest-*.json a run may replace. Why: latest.json is the committed record of the targets, so
+    only a complete run with no failed contender replaces it; a run that measured a part of the bench
+    (--only, a --skip-*) or lost a contender would otherwise pass for one."""
+    if args.quick:
+        return "quick"
+    partial = args.only or args.skip_airflow or args.skip_scale or args.skip_huge or args.skip_multipart
+    return "partial" if partial or failed else "complete"
 
 
 def report(path: Path) -> int:
