@@ -25,6 +25,7 @@ from . import measure, scalestore, shapes, tools
 from .shapes import GiB, MiB, Shape
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RCLONE_CUTOFF_CHECKED = 8 * MiB  # tools.RCLONE_CHECKED_FLAGS' --s3-upload-cutoff
 
 
 def log(msg: str) -> None:
@@ -127,6 +128,11 @@ class Bench:
             self.measure(shape, "rclone_copy", rep, e.rclone_copy(shape.name, dest), rc_env)
             self.measure(shape, "rclone_check", rep, e.rclone_check(shape.name, dest), rc_env)
 
+        def rclone_checked(rep: int) -> None:
+            # informative: rclone with every part checked by the store, as hdh-migrate sends them
+            self.measure(shape, "rclone_copy_checked", rep, e.rclone_copy_checked(shape.name, f"{base}/rclonec/{rep}"),
+                         rc_env)
+
         def proto(rep: int) -> None:
             dest = f"{base}/proto/{rep}/"
             pe = e.hdh_env()
@@ -140,6 +146,8 @@ class Bench:
                          seconds_from="json")
 
         contenders = [limit_read, limit_write, hdh, hdh_one, rclone]
+        if shape.size > RCLONE_CUTOFF_CHECKED:  # objects rclone would otherwise send unchecked and whole
+            contenders.append(rclone_checked)
         if self.args.proto:
             contenders.append(proto)
         if not self.args.skip_airflow:
@@ -258,7 +266,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 TOOLS = ["limit_read", "limit_write", "hdh_copy", "hdh_verify", "hdh_copy_verify", "rclone_copy", "rclone_check",
-         "airflow_op",
+         "rclone_copy_checked", "airflow_op",
          "hdh_inventory", "proto_copy", "proto_verify"]
 
 
@@ -295,6 +303,10 @@ def reduce(runs: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
             "shape": names["large_desc"],
             "hdh_mibps": m(large, "hdh_copy", "mibps"),
             "rclone_mibps": m(large, "rclone_copy", "mibps"),
+            "rclone_checked_mibps": m(large, "rclone_copy_checked", "mibps"),
+            "hdh_cpu_s": m(large, "hdh_copy", "cpu_s"),
+            "rclone_cpu_s": m(large, "rclone_copy", "cpu_s"),
+            "rclone_checked_cpu_s": m(large, "rclone_copy_checked", "cpu_s"),
             "airflow_op_mibps": m(large, "airflow_op", "mibps"),
             "limit_mibps": lim(large, "mibps"),
             "limit_read_mibps": m(large, "limit_read", "mibps"),
@@ -366,6 +378,7 @@ def reduce(runs: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
     out["ratios"] = {
         "large_hdh_vs_limit": ratio(L["hdh_mibps"], L["limit_mibps"]),
         "large_hdh_vs_rclone": ratio(L["hdh_mibps"], L["rclone_mibps"]),
+        "large_hdh_vs_rclone_checked": ratio(L["hdh_mibps"], L.get("rclone_checked_mibps")),
         "large_hdh_vs_airflow_op": ratio(L["hdh_mibps"], L["airflow_op_mibps"]),
         "large_hdh_vs_best_observed": ratio(L["hdh_mibps"], L["best_observed_mibps"]),
         "small_hdh_vs_limit": ratio(S["hdh_objps"], S["limit_objps"]),
@@ -432,6 +445,12 @@ def print_report(res: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     p(f"large ({L['shape']}): hdh {_f(L['hdh_mibps'])} MiB/s (copy phase alone {_f(L['hdh_internal_mibps'])}), "
       f"rclone {_f(L['rclone_mibps'])}, Airflow operator {_f(L['airflow_op_mibps'])}, store limit "
       f"{_f(L['limit_mibps'])} (read {_f(L['limit_read_mibps'])}, write {_f(L['limit_write_mibps'])})")
+    if L.get("rclone_checked_mibps"):
+        p(f"large, rclone made to check every part (--s3-upload-cutoff 8M: parts with Content-MD5, informative): "
+          f"{_f(L['rclone_checked_mibps'])} MiB/s ({_f(L.get('rclone_checked_cpu_s'), '{:.2f}')} CPU s), "
+          f"against rclone's default single unchecked PUTs {_f(L['rclone_mibps'])} "
+          f"({_f(L.get('rclone_cpu_s'), '{:.2f}')} CPU s) and hdh {_f(L['hdh_mibps'])} "
+          f"({_f(L.get('hdh_cpu_s'), '{:.2f}')} CPU s)")
     LM = res.get("large_multipart") or {}
     if LM.get("hdh_mibps") or LM.get("rclone_mibps"):
         p(f"large, above rclone's 200 MiB single-PUT cutoff ({LM['shape']}, informative): hdh "

@@ -29,6 +29,12 @@ PYCACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hd
 # trying rclone's defaults and a few variants on this rig (bench/README.md): these were its best.
 RCLONE_COPY_FLAGS = ["--transfers", "8", "--checkers", "16", "--s3-chunk-size", "8M", "--s3-upload-concurrency", "4"]
 RCLONE_CHECK_FLAGS = ["--checkers", "8"]
+# rclone made to check what it sends: below --s3-upload-cutoff (200 MiB) it sends an object as one PUT with no
+# integrity header when the source has no MD5 (Azure blobs uploaded in blocks: the bench's, and most of
+# HDH's), so nothing checks those bytes in transit; from the cutoff up it uploads parts, each with a
+# Content-MD5 the store verifies (seen in --dump headers). A cutoff at the part size puts every large object on
+# that path: the closest rclone comes to hdh-migrate's per-part checks (it still records no whole-object hash)
+RCLONE_CHECKED_FLAGS = [*RCLONE_COPY_FLAGS, "--s3-upload-cutoff", "8M"]
 # for the store's own write limit: rclone from tmpfs, no client-side MD5 pass, more parts in flight
 RCLONE_LIMIT_FLAGS = ["--transfers", "8", "--checkers", "16", "--s3-chunk-size", "8M", "--s3-upload-concurrency", "8",
                       "--s3-disable-checksum"]
@@ -127,6 +133,10 @@ class Env:
     @staticmethod
     def rclone_copy(prefix: str, dest: str) -> list[str]:
         return ["rclone", "copy", f"az:{CONTAINER}/{prefix}", f"s3:{BUCKET}/{dest}", *RCLONE_COPY_FLAGS]
+
+    @staticmethod
+    def rclone_copy_checked(prefix: str, dest: str) -> list[str]:
+        return ["rclone", "copy", f"az:{CONTAINER}/{prefix}", f"s3:{BUCKET}/{dest}", *RCLONE_CHECKED_FLAGS]
 
     @staticmethod
     def rclone_check(prefix: str, dest: str) -> list[str]:
