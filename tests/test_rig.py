@@ -97,7 +97,11 @@ def test_rig_servers_reach_no_address_but_loopback(tmp_path, rig_env) -> None:
     s3.client.put_object(Bucket="telemetry-probe", Key="a.txt", Body=b"hello")
     assert s3.client.get_object(Bucket="telemetry-probe", Key="a.txt")["Body"].read() == b"hello"
     weed = rig.status()["seaweedfs"]["pid"]
-    assert isinstance(weed, int)
+    # a SeaweedFS this rig did not start (another checkout's rig on the same port) cannot be vouched for
+    assert isinstance(weed, int), (
+        "the SeaweedFS on 127.0.0.1:8333 was started by another rig, so its flags are not this checkout's: "
+        "stop it (`hdh-migrate rig down` in the checkout that started it) and run the tests again"
+    )
     port = _free_port()
     svc = rig.azurite_service(port, tmp_path / "azurite-telemetry", name="azurite-telemetry")
     proc = rig.start(svc, tmp_path)
