@@ -25,7 +25,6 @@ from . import measure, scalestore, shapes, tools
 from .shapes import GiB, MiB, Shape
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RCLONE_CUTOFF_CHECKED = 8 * MiB  # tools.RCLONE_CHECKED_FLAGS' --s3-upload-cutoff
 
 
 def log(msg: str) -> None:
@@ -130,8 +129,8 @@ class Bench:
 
         def rclone_checked(rep: int) -> None:
             # informative: rclone with every part checked by the store, as hdh-migrate sends them
-            self.measure(shape, "rclone_copy_checked", rep, e.rclone_copy_checked(shape.name, f"{base}/rclonec/{rep}"),
-                         rc_env)
+            self.measure(shape, "rclone_copy_checked", rep,
+                         e.rclone_copy(shape.name, f"{base}/rclonec/{rep}", tools.RCLONE_CHECKED_FLAGS), rc_env)
 
         def proto(rep: int) -> None:
             dest = f"{base}/proto/{rep}/"
@@ -146,7 +145,7 @@ class Bench:
                          seconds_from="json")
 
         contenders = [limit_read, limit_write, hdh, hdh_one, rclone]
-        if shape.size > RCLONE_CUTOFF_CHECKED:  # objects rclone would otherwise send unchecked and whole
+        if shape.size > tools.RCLONE_CHECKED_CUTOFF:  # objects rclone would otherwise send unchecked and whole
             contenders.append(rclone_checked)
         if self.args.proto:
             contenders.append(proto)
@@ -378,7 +377,7 @@ def reduce(runs: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
     out["ratios"] = {
         "large_hdh_vs_limit": ratio(L["hdh_mibps"], L["limit_mibps"]),
         "large_hdh_vs_rclone": ratio(L["hdh_mibps"], L["rclone_mibps"]),
-        "large_hdh_vs_rclone_checked": ratio(L["hdh_mibps"], L.get("rclone_checked_mibps")),
+        "large_hdh_vs_rclone_checked": ratio(L["hdh_mibps"], L["rclone_checked_mibps"]),
         "large_hdh_vs_airflow_op": ratio(L["hdh_mibps"], L["airflow_op_mibps"]),
         "large_hdh_vs_best_observed": ratio(L["hdh_mibps"], L["best_observed_mibps"]),
         "small_hdh_vs_limit": ratio(S["hdh_objps"], S["limit_objps"]),
@@ -446,7 +445,8 @@ def print_report(res: dict[str, Any], runs: list[dict[str, Any]]) -> None:
       f"rclone {_f(L['rclone_mibps'])}, Airflow operator {_f(L['airflow_op_mibps'])}, store limit "
       f"{_f(L['limit_mibps'])} (read {_f(L['limit_read_mibps'])}, write {_f(L['limit_write_mibps'])})")
     if L.get("rclone_checked_mibps"):
-        p(f"large, rclone made to check every part (--s3-upload-cutoff 8M: parts with Content-MD5, informative): "
+        p(f"large, rclone made to check every part (--s3-upload-cutoff {tools.RCLONE_CHECKED_CUTOFF // MiB}M: parts "
+          "with Content-MD5, informative): "
           f"{_f(L['rclone_checked_mibps'])} MiB/s ({_f(L.get('rclone_checked_cpu_s'), '{:.2f}')} CPU s), "
           f"against rclone's default single unchecked PUTs {_f(L['rclone_mibps'])} "
           f"({_f(L.get('rclone_cpu_s'), '{:.2f}')} CPU s) and hdh {_f(L['hdh_mibps'])} "

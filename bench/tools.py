@@ -17,7 +17,7 @@ from typing import Any
 
 from hdh_migrate import rig
 
-from .shapes import CONTAINER
+from .shapes import CONTAINER, MiB
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv/bin/python")
@@ -34,7 +34,8 @@ RCLONE_CHECK_FLAGS = ["--checkers", "8"]
 # HDH's), so nothing checks those bytes in transit; from the cutoff up it uploads parts, each with a
 # Content-MD5 the store verifies (seen in --dump headers). A cutoff at the part size puts every large object on
 # that path: the closest rclone comes to hdh-migrate's per-part checks (it still records no whole-object hash)
-RCLONE_CHECKED_FLAGS = [*RCLONE_COPY_FLAGS, "--s3-upload-cutoff", "8M"]
+RCLONE_CHECKED_CUTOFF = 8 * MiB
+RCLONE_CHECKED_FLAGS = [*RCLONE_COPY_FLAGS, "--s3-upload-cutoff", f"{RCLONE_CHECKED_CUTOFF // MiB}M"]
 # for the store's own write limit: rclone from tmpfs, no client-side MD5 pass, more parts in flight
 RCLONE_LIMIT_FLAGS = ["--transfers", "8", "--checkers", "16", "--s3-chunk-size", "8M", "--s3-upload-concurrency", "8",
                       "--s3-disable-checksum"]
@@ -131,12 +132,8 @@ class Env:
                 "--json", "--no-progress", "--work-dir", str(self.tmp / work), *(extra or [])]
 
     @staticmethod
-    def rclone_copy(prefix: str, dest: str) -> list[str]:
-        return ["rclone", "copy", f"az:{CONTAINER}/{prefix}", f"s3:{BUCKET}/{dest}", *RCLONE_COPY_FLAGS]
-
-    @staticmethod
-    def rclone_copy_checked(prefix: str, dest: str) -> list[str]:
-        return ["rclone", "copy", f"az:{CONTAINER}/{prefix}", f"s3:{BUCKET}/{dest}", *RCLONE_CHECKED_FLAGS]
+    def rclone_copy(prefix: str, dest: str, flags: list[str] = RCLONE_COPY_FLAGS) -> list[str]:
+        return ["rclone", "copy", f"az:{CONTAINER}/{prefix}", f"s3:{BUCKET}/{dest}", *flags]
 
     @staticmethod
     def rclone_check(prefix: str, dest: str) -> list[str]:
