@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from hdh_migrate import validate as V
+from hdh_migrate.validation import table as V
 
 ROOT = Path(__file__).resolve().parents[1]
 

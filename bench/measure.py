@@ -55,7 +55,7 @@ def _tree_cpu(pid: int) -> float:
 
 
 def store_pids() -> dict[str, int]:
-    from hdh_migrate import rig
+    from hdh_migrate.dev import rig
 
     from . import scalestore
 

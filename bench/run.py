@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hdh_migrate import rig
+from hdh_migrate.dev import rig
 
 from . import measure, scalestore, shapes, tools
 from .shapes import GiB, MiB, Shape
@@ -513,8 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     rig.up(quiet=True)
     conn = rig.env()["AZURE_STORAGE_CONNECTION_STRING"]
-    from hdh_migrate.config import s3_settings_from_env
     from hdh_migrate.stores import S3Store
+    from hdh_migrate.stores.settings import s3_settings_from_env
 
     S3Store(s3_settings_from_env(rig.env()), tools.BUCKET).create_bucket()
     tools.ensure_rclone(log)

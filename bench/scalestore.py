@@ -15,7 +15,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from hdh_migrate import rig
+from hdh_migrate.dev import rig
 
 PORT = 10100
 NAME = "azurite-scale"

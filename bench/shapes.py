@@ -201,7 +201,7 @@ def mirror(shape: Shape) -> Path:
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m bench.shapes large small
-    from hdh_migrate import rig
+    from hdh_migrate.dev import rig
 
     rig.up(quiet=True)
     for n in sys.argv[1:]:

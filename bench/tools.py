@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hdh_migrate import rig
+from hdh_migrate.dev import rig
 
 from .shapes import CONTAINER, MiB
 
@@ -163,8 +163,8 @@ def _hdh(proto: str | None) -> list[str]:
 
 def _bucket_client():  # type: ignore[no-untyped-def]
     """A botocore client on the rig's S3 store (the bench bucket's admin key)."""
-    from hdh_migrate.config import s3_settings_from_env
     from hdh_migrate.stores import S3Store
+    from hdh_migrate.stores.settings import s3_settings_from_env
 
     return S3Store(s3_settings_from_env(rig.env()), BUCKET).client
 

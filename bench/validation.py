@@ -24,9 +24,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from hdh_migrate import rig
+from hdh_migrate.dev import rig
+from hdh_migrate.locations import parse_location
 from hdh_migrate.stores import open_store
-from hdh_migrate.urls import parse_location
 
 from . import measure, tools
 from .run import RESULTS, log

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ConfigError
+from hdh_migrate.errors import ConfigError
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -19,9 +19,9 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from hdh_migrate import rig
-from hdh_migrate.config import azure_settings_from_env, s3_settings_from_env
+from hdh_migrate.dev import rig
 from hdh_migrate.stores import AzureBlobStore, S3Store
+from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"

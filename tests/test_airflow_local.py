@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hdh_migrate import airflow_local
+from hdh_migrate.dev import airflow_local
 
 from .helpers import beyond_loopback, remote_addresses
 
@@ -59,13 +59,13 @@ WORKERS_DAG = textwrap.dedent(
         def validate_in_two_processes(**ctx):
             import logging
 
-            from hdh_migrate.validate import validate_table
+            from hdh_migrate.validation.table import validate_table
 
             seen = []
             handler = logging.Handler()
             handler.emit = lambda record: seen.append(record.getMessage())
-            logging.getLogger("hdh_migrate.validate").addHandler(handler)
-            logging.getLogger("hdh_migrate.validate").setLevel(logging.INFO)
+            logging.getLogger("hdh_migrate.validation").addHandler(handler)
+            logging.getLogger("hdh_migrate.validation").setLevel(logging.INFO)
             url, suite = ctx["params"]["url"], ctx["params"]["suite"]
             r = validate_table("IR_BEN_R", suite, url, url, data_docs_dir=None, jobs=2, group_bytes=1)
             return {"success": r["success"], "files": r["source"]["files"],
@@ -127,8 +127,8 @@ def test_attach_finds_nothing_in_an_empty_home(tmp_path: Path) -> None:
 @pytest.mark.airflow
 @pytest.mark.slow
 def test_start_run_and_stop(tmp_path: Path, rig_env: dict[str, str], azure_container) -> None:
-    from hdh_migrate.schema import get_table
-    from hdh_migrate.seed import seed_table
+    from hdh_migrate.dev.seed import seed_table
+    from hdh_migrate.validation.schema import get_table
 
     dags = tmp_path / "dags"
     dags.mkdir()

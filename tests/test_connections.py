@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from hdh_migrate.errors import StoreUnavailableError
-from hdh_migrate.stores import connections
-from hdh_migrate.stores.connections import BodyLengthError, Connections, fill
-from hdh_migrate.stores.direct import send
+from hdh_migrate.stores import httppool as connections
+from hdh_migrate.stores.httppool import BodyLengthError, Connections, fill
+from hdh_migrate.stores.transport import send
 
 
 def _answer(body: bytes, length: int | None = None) -> bytes:

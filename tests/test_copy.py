@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContentSettings
 
-from hdh_migrate.copy import META_SHA256, META_SOURCE_ETAG, Copier, CopyOptions, copy_objects
-from hdh_migrate.manifest import ResultsWriter, read_results
+from hdh_migrate.locations import parse_location
 from hdh_migrate.sizes import MiB
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from hdh_migrate.urls import parse_location
-from hdh_migrate.verify import verify_objects
+from hdh_migrate.transfer.copier import META_SHA256, META_SOURCE_ETAG, Copier, CopyOptions, copy_objects
+from hdh_migrate.transfer.manifest import ResultsWriter, read_results
+from hdh_migrate.transfer.verify import verify_objects
 
 from .helpers import CLI, payload, run_cli
 
@@ -320,7 +320,7 @@ def test_bad_input_gets_clear_errors(azure_container, s3_bucket, home, rig_env) 
 def test_read_only_destination_key_stops_the_run_at_once(azure_container, s3_bucket, home, rig_env) -> None:
     for i in range(50):
         azure_container.put(f"data/f{i}", payload(100, seed=i))
-    from hdh_migrate import rig
+    from hdh_migrate.dev import rig
 
     src_url, dst_url = _urls(azure_container, s3_bucket)
     r = run_cli("copy", src_url, dst_url, "--no-progress", env=rig.env(reader=True))

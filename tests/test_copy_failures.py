@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hdh_migrate.config import S3Settings
-from hdh_migrate.copy import Copier, CopyOptions
 from hdh_migrate.errors import StoreUnavailableError
+from hdh_migrate.locations import parse_location
 from hdh_migrate.sizes import MiB
-from hdh_migrate.stores.base import ObjectInfo, PutResult
-from hdh_migrate.urls import parse_location
+from hdh_migrate.stores.interface import ObjectInfo, PutResult
+from hdh_migrate.stores.settings import S3Settings
+from hdh_migrate.transfer.copier import Copier, CopyOptions
 
 PART = 5 * MiB
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from hdh_migrate.cli import main
-from hdh_migrate.cutover import read_routing, record_migration_finished, record_validation
-from hdh_migrate.jobs import run_verify
-from hdh_migrate.state import StateStore, open_state
+from hdh_migrate.audit.state import StateStore, open_state
+from hdh_migrate.cli.main import main
+from hdh_migrate.runs.cutover import read_routing, record_migration_finished, record_validation
+from hdh_migrate.runs.migration import run_verify
 from hdh_migrate.stores import AzureBlobStore, S3Store
 
 from .helpers import payload, run_cli
@@ -33,7 +33,7 @@ KEY = {"HDH_MIGRATE_REPORT_KEY": "cutover-test-key-not-a-secret"}
 
 
 def gx_result(table: str, success: bool = True, rows: int = 1200) -> dict[str, Any]:
-    """The shape hdh_migrate.validate.validate_table returns (built here: GX itself is tested elsewhere)."""
+    """The shape hdh_migrate.validation.table.validate_table returns (built here: GX itself is tested elsewhere)."""
 
     def side(url: str, ok: bool) -> dict[str, Any]:
         return {

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hdh_migrate.cutover import read_routing
-from hdh_migrate.state import open_state
+from hdh_migrate.audit.state import open_state
+from hdh_migrate.runs.cutover import read_routing
 from hdh_migrate.stores import AzureBlobStore, S3Store
 
 from .helpers import payload
@@ -53,7 +53,8 @@ socket.socket.connect = lambda *a, **k: (_ for _ in ()).throw(AssertionError("ne
 sys.path.insert(0, {str(ROOT / "plugins")!r})
 for f in {[f"{d}.py" for d in DAGS]!r}:
     runpy.run_path({str(ROOT / "dags")!r} + "/" + f)
-heavy = [m for m in ("boto3", "azure.storage.blob", "pyarrow", "alembic", "hdh_migrate.state") if m in sys.modules]
+heavy = ("boto3", "azure.storage.blob", "pyarrow", "alembic", "hdh_migrate.audit.state")
+heavy = [m for m in heavy if m in sys.modules]
 assert not heavy, heavy
 print("ok")
 """

@@ -141,16 +141,16 @@ def test_bad_params_fail_fast_with_clear_messages(dagbag, azure_container, s3_bu
 def test_run_validates_seeded_snds_tables_on_both_sides(
     dagbag, azure_container, s3_bucket, tmp_path, monkeypatch, caplog
 ) -> None:
-    from hdh_migrate.schema import get_table
-    from hdh_migrate.seed import seed_table
+    from hdh_migrate.dev.seed import seed_table
+    from hdh_migrate.validation.schema import get_table
 
     base = f"azure://{azure_container.container}/snds"
     seed_table(base, get_table("IR_BEN_R"), 1500, seed=7, rows_per_file=800, store=azure_container)
     seed_table(base, get_table("ER_PRS_F"), 1500, seed=7, universe=1500, rows_per_file=800, store=azure_container)
     dag = dagbag.get_dag("hdh_migrate_dataset")
-    caplog.set_level("INFO", logger="hdh_migrate.validate")
+    caplog.set_level("INFO", logger="hdh_migrate.validation")
     # files this small would share one group (validate.file_groups): one group per file, as with real files
-    monkeypatch.setattr("hdh_migrate.validate.GROUP_BYTES", 1)
+    monkeypatch.setattr("hdh_migrate.validation.table.GROUP_BYTES", 1)
     dr = dag.test(run_conf=_conf(azure_container, s3_bucket, dataset="snds-validate", validate_processes=2))
     assert dr.state == "success"
     # each table's two files went to two worker processes (spawned from the task, stores from Connections)

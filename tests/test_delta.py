@@ -12,14 +12,14 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from hdh_migrate.copy import CopyOptions
-from hdh_migrate.cutover import record_migration_finished, record_migration_started
-from hdh_migrate.delta import plan_delta
-from hdh_migrate.jobs import run_copy, run_verify
-from hdh_migrate.manifest import write_inventory
-from hdh_migrate.state import StateStore, open_state
+from hdh_migrate.audit.state import StateStore, open_state
+from hdh_migrate.runs.cutover import record_migration_finished, record_migration_started
+from hdh_migrate.runs.delta_sync import plan_delta
+from hdh_migrate.runs.migration import run_copy, run_verify
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from hdh_migrate.stores.base import ObjectInfo
+from hdh_migrate.stores.interface import ObjectInfo
+from hdh_migrate.transfer.copier import CopyOptions
+from hdh_migrate.transfer.manifest import write_inventory
 
 from .helpers import payload, run_cli
 from .test_state import sqlite_url_fixture  # noqa: F401  (fixtures)

@@ -1,6 +1,6 @@
 """hdh_migrate_dataset on Airflow's distributed engine: CeleryExecutor, PostgreSQL, Redis, two workers.
 
-One deployment for the module (``hdh_migrate.airflow_celery``): a fresh PostgreSQL database for Airflow's
+One deployment for the module (``hdh_migrate.dev.airflow_celery``): a fresh PostgreSQL database for Airflow's
 metadata (and the Celery results), another one for the migration state (``HDH_MIGRATE_DB_URL``), an empty
 Redis database number and a queue of its own as the broker, and two ``airflow celery worker`` processes
 (``w1``, ``w2``, concurrency 2), each in its own session. Everything is on 127.0.0.1 and is dropped at the end.
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from hdh_migrate import airflow_celery
+from hdh_migrate.dev import airflow_celery
 from hdh_migrate.stores import AzureBlobStore, S3Store
 
 from .helpers import payload, run_cli
@@ -291,7 +291,7 @@ def test_killed_worker_mid_shard_is_retried_on_the_other_worker(
 
 @distributed
 def test_migration_state_database_is_on_the_same_postgresql(celery: airflow_celery.CeleryAirflow) -> None:
-    from hdh_migrate.state import open_state, schema_revision
+    from hdh_migrate.audit.state import open_state, schema_revision
 
     url = celery.env["HDH_MIGRATE_DB_URL"]
     metadata_url = celery.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hdh_migrate import cli_data
-from hdh_migrate.expectations import build_suite, derive_expectations, write_suite_from_schema
-from hdh_migrate.schema import DEFAULT_SCHEMA, load_schema
+from hdh_migrate.cli import data as cli_data
+from hdh_migrate.validation.expectations import build_suite, derive_expectations, write_suite_from_schema
+from hdh_migrate.validation.schema import DEFAULT_SCHEMA, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SF = load_schema()

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from hdh_migrate import gxplan
-from hdh_migrate.schema import load_schema
-from hdh_migrate.seed import generate_rows
-from hdh_migrate.validate import _GxRunner
+from hdh_migrate.dev.seed import generate_rows
+from hdh_migrate.validation import gxplan
+from hdh_migrate.validation.schema import load_schema
+from hdh_migrate.validation.table import _GxRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 SF = load_schema()
@@ -202,7 +202,7 @@ def test_an_empty_suite_validates_and_passes() -> None:
 def test_files_are_cut_into_contiguous_runs_of_about_the_same_bytes(
     sizes: list[int], jobs: int, expected: list[int]
 ) -> None:
-    from hdh_migrate.validate import _file_chunks
+    from hdh_migrate.validation.table import _file_chunks
 
     groups = [[f] for f in _files(sizes)]  # files of a group size or more: a group each
     chunks = _file_chunks(groups, jobs)
@@ -213,7 +213,7 @@ def test_files_are_cut_into_contiguous_runs_of_about_the_same_bytes(
 def _files(sizes: list[int]) -> list[Any]:
     from datetime import UTC, datetime
 
-    from hdh_migrate.stores.base import ObjectInfo
+    from hdh_migrate.stores.interface import ObjectInfo
 
     return [ObjectInfo(f"part-{i}", s, f"e{i}", datetime.now(UTC)) for i, s in enumerate(sizes)]
 
@@ -230,7 +230,7 @@ def _files(sizes: list[int]) -> list[Any]:
 )
 def test_small_files_are_grouped_by_the_listing_alone(sizes: list[int], expected: list[int]) -> None:
     """Groups depend on names and sizes only, so the batches cannot depend on the number of processes."""
-    from hdh_migrate.validate import _file_chunks, file_groups
+    from hdh_migrate.validation.table import _file_chunks, file_groups
 
     files = _files(sizes)
     groups = file_groups(files, 32)
@@ -242,7 +242,7 @@ def test_small_files_are_grouped_by_the_listing_alone(sizes: list[int], expected
 
 def test_a_worker_gets_a_group_s_worth_of_bytes_at_least() -> None:
     """A worker pays GX's import: 33 + 6 bytes with groups of 32 stay in one process, 40 + 40 do not."""
-    from hdh_migrate.validate import _file_chunks, file_groups
+    from hdh_migrate.validation.table import _file_chunks, file_groups
 
     for sizes, runs in (([33, 6], 1), ([40, 40], 2), ([40, 40, 40], 3), ([10] * 9, 2)):
         groups = file_groups(_files(sizes), 32)

@@ -12,7 +12,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from hdh_migrate.state import StateStore, open_state
+from hdh_migrate.audit.state import StateStore, open_state
 
 from .helpers import run_cli
 from .test_state import state_url_fixture  # noqa: F401  (fixtures)

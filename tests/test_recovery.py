@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hdh_migrate import airflow_local
+from hdh_migrate.dev import airflow_local
 from hdh_migrate.stores import AzureBlobStore, S3Store
 
 from .helpers import payload

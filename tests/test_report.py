@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from hdh_migrate.config import azure_settings_from_env, s3_settings_from_env
-from hdh_migrate.cutover import record_validation, run_cutover
-from hdh_migrate.report import RetentionPolicy
-from hdh_migrate.state import open_state
+from hdh_migrate.audit.report import RetentionPolicy
+from hdh_migrate.audit.state import open_state
+from hdh_migrate.runs.cutover import record_validation, run_cutover
 from hdh_migrate.stores import AzureBlobStore, S3Store
+from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
 
 from .helpers import run_cli
 from .test_cutover import gx_result, hdh

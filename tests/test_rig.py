@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import shlex
 
-from hdh_migrate import rig
-from hdh_migrate.progress import Progress
+from hdh_migrate.dev import rig
 from hdh_migrate.sizes import MiB
+from hdh_migrate.transfer.progress import Progress
 
 from .helpers import beyond_loopback, remote_addresses, run_cli
 
@@ -89,8 +89,8 @@ def test_rig_servers_reach_no_address_but_loopback(tmp_path, rig_env) -> None:
 
     from azure.storage.blob import BlobServiceClient
 
-    from hdh_migrate.config import s3_settings_from_env
     from hdh_migrate.stores import S3Store
+    from hdh_migrate.stores.settings import s3_settings_from_env
 
     s3 = S3Store(s3_settings_from_env(rig_env), "telemetry-probe")
     s3.create_bucket()

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdh_migrate import rowhash as R
+from hdh_migrate.validation import rowhash as R
 
 
 def _definition(value: bytes | None, salt: int) -> int:
@@ -104,7 +104,7 @@ def test_row_fingerprint_ignores_row_order_and_sees_a_duplicate() -> None:
 
 def test_distinct_keys_count_across_batches_and_workers() -> None:
     """The distinct count of a key (64-bit hashes): batches and a worker's share merged, runs compacted."""
-    from hdh_migrate.validate import _Distinct
+    from hdh_migrate.validation.table import _Distinct
 
     rng = np.random.default_rng(11)
     batches = [rng.integers(0, 3_000_000, 900_000).astype(np.uint64) for _ in range(6)]

@@ -11,10 +11,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from hdh_migrate import cli_data
-from hdh_migrate.schema import arrow_schema, load_schema
-from hdh_migrate.seed import generate_rows, seed_table
+from hdh_migrate.cli import data as cli_data
+from hdh_migrate.dev.seed import generate_rows, seed_table
 from hdh_migrate.stores import AzureBlobStore
+from hdh_migrate.validation.schema import arrow_schema, load_schema
 
 SF = load_schema()
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hdh_migrate import state as state_mod
-from hdh_migrate.errors import ConfigError
-from hdh_migrate.state import (
+from hdh_migrate.audit import state as state_mod
+from hdh_migrate.audit.state import (
     StateDatabaseError,
     StateStore,
     TransitionRefusedError,
@@ -26,6 +25,7 @@ from hdh_migrate.state import (
     open_state,
     schema_revision,
 )
+from hdh_migrate.errors import ConfigError
 
 PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 PG_DB = "hdh_migrate_test"

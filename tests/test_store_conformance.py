@@ -11,8 +11,6 @@ import hashlib
 
 import pytest
 
-from hdh_migrate.checksums import crc32c
-from hdh_migrate.config import azure_settings_from_env, s3_settings_from_env
 from hdh_migrate.errors import (
     BucketNotFoundError,
     ContainerNotFoundError,
@@ -22,6 +20,8 @@ from hdh_migrate.errors import (
     SourceChangedError,
 )
 from hdh_migrate.stores import AzureBlobStore, S3Store
+from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
+from hdh_migrate.transfer.checksums import crc32c
 
 from .helpers import payload
 
@@ -334,8 +334,8 @@ def test_source_with_a_read_list_sas_only(rig_env, azure_container) -> None:
     signature is a credentials error, not a crash."""
     from datetime import UTC, datetime, timedelta
 
-    from hdh_migrate.config import AzureSettings, Secret
     from hdh_migrate.stores.azure_endpoint import DEVSTORE_KEY, container_sas, resolve
+    from hdh_migrate.stores.settings import AzureSettings, Secret
 
     azure_container.put("s/one.bin", b"sovereign", content_type="text/plain")
     now = datetime.now(UTC)

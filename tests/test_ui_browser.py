@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from hdh_migrate import airflow_local
+from hdh_migrate.dev import airflow_local
 
 pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.slow]
 

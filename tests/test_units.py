@@ -8,14 +8,14 @@ import threading
 
 import pytest
 
-from hdh_migrate.budget import ByteBudget, PartBuffers
-from hdh_migrate.checksums import OrderedHasher, crc32c, multipart_etag
-from hdh_migrate.config import S3Settings, Secret, encryption_summary, s3_settings_from_env
-from hdh_migrate.copy import MAX_PARTS, CopyOptions, part_size_for
 from hdh_migrate.errors import ConfigError, InvalidObjectNameError, MalformedURLError
-from hdh_migrate.names import check_key
+from hdh_migrate.locations import parse_location
 from hdh_migrate.sizes import GiB, MiB, TiB, parse_size
-from hdh_migrate.urls import parse_location
+from hdh_migrate.stores.settings import S3Settings, Secret, encryption_summary, s3_settings_from_env
+from hdh_migrate.transfer.budget import ByteBudget, PartBuffers
+from hdh_migrate.transfer.checksums import OrderedHasher, crc32c, multipart_etag
+from hdh_migrate.transfer.copier import MAX_PARTS, CopyOptions, part_size_for
+from hdh_migrate.transfer.keys import check_key
 
 
 def test_sizes_parse_like_rclone() -> None:
@@ -140,7 +140,7 @@ def test_sse_c_key_is_validated_and_never_shown() -> None:
 def test_allocator_tuning_applies_once_and_respects_explicit_variables(monkeypatch) -> None:
     import platform
 
-    from hdh_migrate import memory
+    from hdh_migrate.transfer import allocator as memory
 
     monkeypatch.setattr(memory, "_done", False)
     applied = memory.tune_allocator()
@@ -149,7 +149,7 @@ def test_allocator_tuning_applies_once_and_respects_explicit_variables(monkeypat
 
 
 def test_key_index_membership_with_and_without_keys(tmp_path) -> None:
-    from hdh_migrate.keyindex import KeyIndex
+    from hdh_migrate.transfer.keyindex import KeyIndex
 
     keys = [f"data/part={i % 7}/obj-{i:05d}.bin" for i in range(5000)]
     index = KeyIndex(keys)
@@ -220,8 +220,8 @@ def test_azure_endpoint_resolves_as_the_sdk_does(settings: dict[str, str]) -> No
     """The direct path finds the container URL, the account and the credential the SDK would use."""
     from azure.storage.blob import BlobServiceClient
 
-    from hdh_migrate.config import AzureSettings
     from hdh_migrate.stores.azure_endpoint import resolve
+    from hdh_migrate.stores.settings import AzureSettings
 
     ours = resolve(AzureSettings(**{k: v if k == "account_url" else Secret(v) for k, v in settings.items()}))
     assert ours is not None
@@ -241,8 +241,8 @@ def test_azure_endpoint_resolves_as_the_sdk_does(settings: dict[str, str]) -> No
 
 
 def test_azure_endpoint_leaves_entra_id_to_the_sdk() -> None:
-    from hdh_migrate.config import AzureSettings
     from hdh_migrate.stores.azure_endpoint import resolve
+    from hdh_migrate.stores.settings import AzureSettings
 
     assert resolve(AzureSettings(account_url="https://hdhprod.blob.core.windows.net")) is None
 
@@ -267,8 +267,8 @@ def test_object_feed_hands_objects_across_threads_and_never_blocks_a_dead_reader
     died), put returns at once even when the feed is full, and the reader stops."""
     from datetime import UTC, datetime
 
-    from hdh_migrate.stores.base import ObjectInfo
-    from hdh_migrate.verify import ObjectFeed
+    from hdh_migrate.stores.interface import ObjectInfo
+    from hdh_migrate.transfer.verify import ObjectFeed
 
     infos = [ObjectInfo(name=f"o{i}", size=i, etag="e", last_modified=datetime.now(UTC)) for i in range(50)]
     feed = ObjectFeed(maxsize=4)
@@ -304,7 +304,7 @@ def test_part_buffers_are_reused_within_their_keep_and_reserved_out_of_the_budge
     pool.give(bytearray(2048))  # an odd size (a part size grown for a huge object) is never kept
     assert all(len(pool.take(1024)) == 1024 for _ in range(3))
     assert len(PartBuffers(1024, keep=0).take(10)) == 10  # no reuse: no whole-part allocation either
-    from hdh_migrate.copy import Copier
+    from hdh_migrate.transfer.copier import Copier
 
     copier = Copier(None, type("D", (), {"settings": S3Settings()})(), None, None, CopyOptions())  # type: ignore[arg-type]
     try:
@@ -397,7 +397,7 @@ def test_sigv4_headers_are_the_ones_botocore_signs(
 def _listing(n: int) -> list:
     from datetime import UTC, datetime
 
-    from hdh_migrate.stores.base import ObjectInfo
+    from hdh_migrate.stores.interface import ObjectInfo
 
     return [
         ObjectInfo(
@@ -417,8 +417,8 @@ def _listing(n: int) -> list:
 def test_inventory_gives_the_listing_and_the_same_manifest_held_or_streamed(tmp_path, n: int, keep: int) -> None:
     """Held in memory (written by a thread) or streamed to Parquet past `keep`: the job sees the objects in
     listing order, and the manifest on disk holds every one of them, with its hash in the stats."""
-    from hdh_migrate.checksums import file_sha256
-    from hdh_migrate.manifest import Inventory, iter_inventory
+    from hdh_migrate.transfer.checksums import file_sha256
+    from hdh_migrate.transfer.manifest import Inventory, iter_inventory
 
     listed = _listing(n)
     inv = Inventory.take(iter(listed), tmp_path / "inv" / "inventory.parquet", keep=keep)
@@ -432,7 +432,7 @@ def test_inventory_gives_the_listing_and_the_same_manifest_held_or_streamed(tmp_
 
 
 def test_inventory_write_errors_reach_the_job(tmp_path) -> None:
-    from hdh_migrate.manifest import Inventory
+    from hdh_migrate.transfer.manifest import Inventory
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the work folder should be")
@@ -443,7 +443,7 @@ def test_inventory_write_errors_reach_the_job(tmp_path) -> None:
 
 
 def test_results_writer_without_rows_leaves_an_empty_manifest(tmp_path) -> None:
-    from hdh_migrate.manifest import RESULT_FIELDS, ResultsWriter, read_results
+    from hdh_migrate.transfer.manifest import RESULT_FIELDS, ResultsWriter, read_results
 
     with ResultsWriter(tmp_path / "results.parquet") as w:
         pass
@@ -458,6 +458,9 @@ def test_copy_and_verify_modules_load_without_pyarrow() -> None:
     import subprocess
     import sys
 
-    code = "import sys, hdh_migrate.cli, hdh_migrate.jobs; print(sorted({'pyarrow', 'numpy'} & set(sys.modules)))"
+    code = (
+        "import sys, hdh_migrate.cli, hdh_migrate.runs.migration; "
+        "print(sorted({'pyarrow', 'numpy'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hdh_migrate.config import azure_settings_from_env, s3_settings_from_env
-from hdh_migrate.expectations import write_suite_from_schema
-from hdh_migrate.schema import load_schema
-from hdh_migrate.seed import generate_rows, seed_table
+from hdh_migrate.dev.seed import generate_rows, seed_table
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from hdh_migrate.validate import ValidationFailedError, format_report, validate_table
+from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
+from hdh_migrate.validation.expectations import write_suite_from_schema
+from hdh_migrate.validation.schema import load_schema
+from hdh_migrate.validation.table import ValidationFailedError, format_report, validate_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SF = load_schema()
@@ -368,7 +368,7 @@ def test_worker_processes_start_under_a_main_script_they_cannot_run(copied, tmp_
         "import logging\n"
         "if __name__ != '__main__':\n"
         "    raise SystemExit('a worker ran the main script again')\n"
-        "from hdh_migrate.validate import validate_table\n"
+        "from hdh_migrate.validation.table import validate_table\n"
         "logging.basicConfig(level=logging.INFO)\n"
         f"r = validate_table('ER_PRS_F', {_suite('ER_PRS_F')!r}, {src.url()!r}, {dst.url()!r}, data_docs_dir=None,\n"
         "                   jobs=2, group_bytes=1)\n"
@@ -391,7 +391,7 @@ def test_a_worker_process_killed_mid_validation_gives_an_actionable_error(copied
     import time
 
     from hdh_migrate.errors import TransientError
-    from hdh_migrate.validate import ValidationWorkerError
+    from hdh_migrate.validation.table import ValidationWorkerError
 
     src, dst = copied
     outcome: dict[str, BaseException | dict] = {}

@@ -317,9 +317,9 @@ def measure(out_path: Path, *, large_objects: int = 16, large_mib: int = 128, sm
     import tempfile
     import uuid
 
-    from hdh_migrate import airflow_celery, rig
-    from hdh_migrate.config import azure_settings_from_env, s3_settings_from_env
+    from hdh_migrate.dev import airflow_celery, rig
     from hdh_migrate.stores import AzureBlobStore, S3Store
+    from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
 
     def say(m: str) -> None:
         print(m, file=sys.stderr, flush=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..config import AzureSettings, S3Settings, azure_settings_from_env, s3_settings_from_env
-from ..urls import Location, parse_location
-from .azure import AzureBlobStore
-from .base import ObjectInfo, PutResult, Store
-from .s3 import S3Store
+from hdh_migrate.locations import Location, parse_location
+from hdh_migrate.stores.azure import AzureBlobStore
+from hdh_migrate.stores.interface import ObjectInfo, PutResult, Store
+from hdh_migrate.stores.s3 import S3Store
+from hdh_migrate.stores.settings import AzureSettings, S3Settings, azure_settings_from_env, s3_settings_from_env
 
 __all__ = [
     "AzureBlobStore",

@@ -18,8 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
-from ..config import AzureSettings
-from ..errors import (
+from hdh_migrate.errors import (
     AccessDeniedError,
     ContainerNotFoundError,
     CredentialsError,
@@ -29,11 +28,12 @@ from ..errors import (
     StoreUnavailableError,
     ThrottledError,
 )
-from . import direct
-from .azure_endpoint import API_VERSION, resolve
-from .base import ObjectInfo, PutResult, info_from_headers
-from .connections import NETWORK_ERRORS, Answer
-from .direct import AzureDirect
+from hdh_migrate.stores import transport as direct
+from hdh_migrate.stores.azure_endpoint import API_VERSION, resolve
+from hdh_migrate.stores.httppool import NETWORK_ERRORS, Answer
+from hdh_migrate.stores.interface import ObjectInfo, PutResult, info_from_headers
+from hdh_migrate.stores.settings import AzureSettings
+from hdh_migrate.stores.transport import AzureDirect
 
 _MiB = 1024 * 1024
 

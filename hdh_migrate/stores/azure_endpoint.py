@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlsplit
 
-from ..config import AzureSettings
+from hdh_migrate.stores.settings import AzureSettings
 
 # The REST API version of every direct request and SAS (the newest that azure-storage-blob 12.31 speaks;
 # tests check that the installed SDK still lists it).

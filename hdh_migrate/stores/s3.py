@@ -34,8 +34,7 @@ from botocore.exceptions import (
     ConnectTimeoutError as BotoConnectTimeout,
 )
 
-from ..config import S3Settings, sse_c_raw
-from ..errors import (
+from hdh_migrate.errors import (
     AccessDeniedError,
     BucketNotFoundError,
     CorruptedTransferError,
@@ -47,11 +46,12 @@ from ..errors import (
     StoreUnavailableError,
     ThrottledError,
 )
-from . import direct
-from .base import ObjectInfo, PutResult, info_from_headers
-from .connections import NETWORK_ERRORS, BodyLengthError
-from .direct import S3Direct
-from .sigv4 import StaticCredentials
+from hdh_migrate.stores import transport as direct
+from hdh_migrate.stores.httppool import NETWORK_ERRORS, BodyLengthError
+from hdh_migrate.stores.interface import ObjectInfo, PutResult, info_from_headers
+from hdh_migrate.stores.settings import S3Settings, sse_c_raw
+from hdh_migrate.stores.sigv4 import StaticCredentials
+from hdh_migrate.stores.transport import S3Direct
 
 _CRED_CODES = {
     "InvalidAccessKeyId",

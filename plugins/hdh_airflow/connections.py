@@ -19,8 +19,8 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from hdh_migrate.config import AzureSettings, S3Settings, Secret, s3_settings
 from hdh_migrate.errors import ConfigError, CredentialsError
+from hdh_migrate.stores.settings import AzureSettings, S3Settings, Secret, s3_settings
 
 
 def _connection(hook: Any, conn_id: str, kind: str) -> Any:

@@ -18,11 +18,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from hdh_airflow.connections import azure_settings_from_connection, s3_settings_from_connection
 from hdh_airflow.tasks import airflow_errors, options_from_params, run_dir
+from hdh_migrate.audit.state import CUT_OVER, PLANNED, StateStore, open_state
 from hdh_migrate.errors import ConfigError
-from hdh_migrate.jobs import open_pair, pool_size
-from hdh_migrate.state import CUT_OVER, PLANNED, StateStore, open_state
+from hdh_migrate.locations import Location, parse_location
+from hdh_migrate.runs.migration import open_pair, pool_size
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from hdh_migrate.urls import Location, parse_location
 
 log = logging.getLogger("hdh_migrate.airflow")
 
@@ -92,7 +92,7 @@ def datasets_in_dual_run(params: dict[str, Any]) -> list[str]:
 
 
 def delta_sync(params: dict[str, Any], dataset: str, run_id: str, actor: str) -> dict[str, Any]:
-    from hdh_migrate.delta import run_delta_sync
+    from hdh_migrate.runs.delta_sync import run_delta_sync
 
     st = state()
     options = _options(params)
@@ -120,7 +120,7 @@ def delta_sync(params: dict[str, Any], dataset: str, run_id: str, actor: str) ->
 
 # -- hdh_cutover ----------------------------------------------------------------------------------------
 def freeze(params: dict[str, Any], run_id: str) -> dict[str, Any]:
-    from hdh_migrate.cutover import freeze_check
+    from hdh_migrate.runs.cutover import freeze_check
 
     st = state()
     dataset = params["dataset"]
@@ -138,9 +138,9 @@ def freeze(params: dict[str, Any], run_id: str) -> dict[str, Any]:
 def preflight(params: dict[str, Any], run_id: str, actor: str, fz: dict[str, Any],
               synced: dict[str, Any] | None, started: str) -> dict[str, Any]:
     """All checks green for the current source state, else a recorded, reported refusal."""
-    from hdh_migrate import report as report_mod
-    from hdh_migrate.cutover import audit_prefix, freeze_check
-    from hdh_migrate.cutover import preflight as check
+    from hdh_migrate.audit import report as report_mod
+    from hdh_migrate.runs.cutover import audit_prefix, freeze_check
+    from hdh_migrate.runs.cutover import preflight as check
 
     st = state()
     dataset = params["dataset"]
@@ -181,9 +181,9 @@ def preflight(params: dict[str, Any], run_id: str, actor: str, fz: dict[str, Any
 
 
 def switch(params: dict[str, Any], run_id: str, actor: str, pf_result: dict[str, Any]) -> dict[str, Any]:
-    from hdh_migrate.cutover import audit_prefix
-    from hdh_migrate.cutover import preflight as check
-    from hdh_migrate.cutover import switch as do_switch
+    from hdh_migrate.runs.cutover import audit_prefix
+    from hdh_migrate.runs.cutover import preflight as check
+    from hdh_migrate.runs.cutover import switch as do_switch
 
     report_key(params)  # fail before switching if the report could not be signed
     st = state()
@@ -198,8 +198,8 @@ def switch(params: dict[str, Any], run_id: str, actor: str, pf_result: dict[str,
 
 
 def report(params: dict[str, Any], run_id: str, actor: str, sw: dict[str, Any], started: str) -> dict[str, Any]:
-    from hdh_migrate import report as report_mod
-    from hdh_migrate.cutover import preflight as check
+    from hdh_migrate.audit import report as report_mod
+    from hdh_migrate.runs.cutover import preflight as check
 
     key = report_key(params)
     st = state()
@@ -219,7 +219,7 @@ def report(params: dict[str, Any], run_id: str, actor: str, sw: dict[str, Any], 
 
 # -- hdh_rollback ---------------------------------------------------------------------------------------
 def rollback(params: dict[str, Any], run_id: str, actor: str) -> dict[str, Any]:
-    from hdh_migrate.cutover import rollback as do_rollback
+    from hdh_migrate.runs.cutover import rollback as do_rollback
 
     st = state()
     dataset = params["dataset"]

@@ -24,17 +24,17 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from hdh_airflow.connections import azure_settings_from_connection, s3_settings_from_connection
 from hdh_migrate import __version__
-from hdh_migrate.config import encryption_summary
-from hdh_migrate.copy import CopyOptions, copy_objects
 from hdh_migrate.errors import HdhMigrateError, PermanentError, TransientError
-from hdh_migrate.jobs import open_pair
-from hdh_migrate.keyindex import KeyIndex
-from hdh_migrate.manifest import ResultsWriter, iter_inventory, write_inventory
-from hdh_migrate.plan import plan_shards
+from hdh_migrate.locations import Location, parse_location
+from hdh_migrate.runs.migration import open_pair
 from hdh_migrate.sizes import MiB, human_bytes
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from hdh_migrate.urls import Location, parse_location
-from hdh_migrate.verify import find_extras, verify_objects
+from hdh_migrate.stores.settings import encryption_summary
+from hdh_migrate.transfer.copier import CopyOptions, copy_objects
+from hdh_migrate.transfer.keyindex import KeyIndex
+from hdh_migrate.transfer.manifest import ResultsWriter, iter_inventory, write_inventory
+from hdh_migrate.transfer.plan import plan_shards
+from hdh_migrate.transfer.verify import find_extras, verify_objects
 
 log = logging.getLogger("hdh_migrate.airflow")
 
@@ -131,8 +131,8 @@ def inventory(params: dict[str, Any], run_id: str, triggered_by: str | None) -> 
     }
     (work / "run.json").write_text(json.dumps(run, indent=2, default=str))
     if not params.get("dry_run"):
-        from hdh_migrate.cutover import record_migration_started
-        from hdh_migrate.state import open_state
+        from hdh_migrate.audit.state import open_state
+        from hdh_migrate.runs.cutover import record_migration_started
 
         with airflow_errors("recording the run in the migration state database"):
             record_migration_started(
@@ -309,7 +309,7 @@ def tables_to_validate(params: dict[str, Any], inv: dict[str, Any]) -> list[dict
 
 def validate(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     """Run the table's suite on both sides, compare the metrics; fail naming table, side and expectations."""
-    from hdh_migrate.validate import failure_message, validate_table
+    from hdh_migrate.validation.table import failure_message, validate_table
 
     src, dst, source, dest = open_stores(params)
     work = Path(item["work_dir"])
@@ -329,9 +329,9 @@ def validate(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
     if not result["success"]:
-        from hdh_migrate.cutover import record_validation
-        from hdh_migrate.fingerprint import fingerprint_inventory
-        from hdh_migrate.state import open_state
+        from hdh_migrate.audit.state import open_state
+        from hdh_migrate.runs.cutover import record_validation
+        from hdh_migrate.transfer.fingerprint import fingerprint_inventory
 
         run = json.loads((work / "run.json").read_text())
         with airflow_errors("recording the failed validation"):  # blocks the cutover, with the evidence
@@ -391,8 +391,8 @@ def summary(
     }
     (work / "summary.json").write_text(json.dumps(result, indent=2, default=str))
     if not params.get("dry_run"):
-        from hdh_migrate.cutover import record_migration_finished, record_validation
-        from hdh_migrate.state import open_state
+        from hdh_migrate.audit.state import open_state
+        from hdh_migrate.runs.cutover import record_migration_finished, record_validation
 
         state = open_state()
         actor = run.get("triggered_by") or "airflow"

@@ -1,0 +1,405 @@
+"""``hdh-migrate status | cutover | rollback | delta-sync | audit verify | report verify``.
+
+The command-line twins of the cutover DAGs: they call the same functions (``cutover.py``, ``delta.py``,
+``report.py``) on the same state database (``HDH_MIGRATE_DB_URL``, default SQLite under
+``$HDH_MIGRATE_HOME``). Exit codes: 0 success; 1 the operation ran and said no (cutover refused, a check or
+signature failed, the ledger is broken, a sync left differences); 2 bad input (unknown dataset, missing
+key, credentials). Every refusal prints its reasons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hdh_migrate.home import state_home
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _run_id(kind: str) -> str:
+    return f"cli__{kind}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}__{uuid.uuid4().hex[:6]}"
+
+
+def _work_dir(args: argparse.Namespace, kind: str, dataset: str) -> Path:
+    if getattr(args, "work_dir", None):
+        return Path(args.work_dir)
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)[:60]
+    return state_home() / "runs" / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{kind}-{slug}"
+
+
+def _actor(args: argparse.Namespace) -> str:
+    from hdh_migrate.audit.state import default_actor
+
+    return getattr(args, "actor", None) or default_actor()
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# -- status ------------------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from hdh_migrate.audit.state import open_state
+    from hdh_migrate.runs.cutover import preflight
+
+    state = open_state(args.db)
+    rows = state.status(args.dataset)
+    if not args.dataset:
+        if args.json:
+            _print_json([d.to_dict() for d in rows])
+            return EXIT_OK
+        if not rows:
+            print(f"no dataset in {state.url} yet")
+            return EXIT_OK
+        print(f"{'DATASET':<28} {'STATE':<12} {'AUTHORITATIVE':<13} {'UPDATED (UTC)':<20} SOURCE -> DESTINATION")
+        for d in rows:
+            print(
+                f"{d.name:<28} {d.state:<12} {d.authoritative:<13} {d.updated_at:%Y-%m-%d %H:%M:%S}  "
+                f"{d.source_url} -> {d.dest_url}"
+            )
+        return EXIT_OK
+    d = rows[0]
+    fp = d.source_fingerprint or ""
+    pf = preflight(state, d.name, fp)
+    history = state.history(d.name)
+    if args.json:
+        _print_json(
+            {
+                "dataset": d.to_dict(),
+                "history": [t.to_dict() for t in history],
+                "checks": {
+                    k: (c.to_dict() if (c := state.latest_check(d.name, k)) else None) for k in ("verify", "validate")
+                },
+                "cutover_ready_on_last_inventory": pf.ok,
+                "reasons": pf.reasons,
+            }
+        )
+        return EXIT_OK
+    print(f"dataset        {d.name}")
+    print(f"state          {d.state}")
+    print(
+        f"authoritative  {d.authoritative}"
+        + (
+            f" since {d.authoritative_since:%Y-%m-%d %H:%M:%S} UTC (run {d.authoritative_run_id})"
+            if d.authoritative_since
+            else ""
+        )
+    )
+    print(f"source         {d.source_url}")
+    print(f"destination    {d.dest_url}")
+    if d.routing_url:
+        print(f"routing        {d.routing_url}")
+    if d.report_url:
+        print(f"report         {d.report_url}")
+    print(f"validation     {'required' if d.validation_required else 'not required'}")
+    print(f"last inventory {d.inventory_path or '-'} ({d.source_fingerprint or 'no fingerprint'})")
+    for kind in ("verify", "validate"):
+        c = state.latest_check(d.name, kind)
+        print(
+            f"{kind:<14} "
+            + (
+                f"{'PASS' if c.ok else 'FAIL'} on run {c.run_id} at {c.at:%Y-%m-%d %H:%M:%S} UTC"
+                if c
+                else "none recorded"
+            )
+        )
+    print(
+        "cutover        "
+        + ("ready (on the last recorded inventory; the cutover lists the source again)" if pf.ok else "not ready:")
+    )
+    for r in pf.reasons:
+        print(f"  - {r}")
+    print("history")
+    for t in history:
+        print(
+            f"  {t.at:%Y-%m-%d %H:%M:%S} UTC  {t.from_state or '(new)':>11} -> {t.to_state:<11} by {t.actor}"
+            + (f"  run {t.run_id}" if t.run_id else "")
+        )
+    return EXIT_OK
+
+
+# -- cutover / rollback -------------------------------------------------------------------------------
+def _options(args: argparse.Namespace) -> Any:
+    from hdh_migrate.transfer.copier import CopyOptions
+
+    return CopyOptions(workers=args.workers)
+
+
+def cmd_cutover(args: argparse.Namespace) -> int:
+    from hdh_migrate.audit.report import key_from_env
+    from hdh_migrate.audit.state import open_state
+    from hdh_migrate.runs.cutover import CutoverRefusedError, run_cutover
+    from hdh_migrate.runs.migration import open_pair
+
+    state = open_state(args.db)
+    ds = state.get(args.dataset)
+    key = key_from_env(args.key_env)
+    run_id = _run_id("cutover")
+    actor = _actor(args)
+    _src, _dst, source, dest = open_pair(ds.source_url, ds.dest_url, workers=args.workers)
+    try:
+        result = run_cutover(
+            state,
+            args.dataset,
+            source,
+            dest,
+            actor=actor,
+            run_id=run_id,
+            work_dir=_work_dir(args, "cutover", args.dataset),
+            report_key=key,
+            sync=not args.no_sync,
+            deletions=args.deletions,
+            depth=args.depth,
+            options=_options(args),
+        )
+    except CutoverRefusedError as exc:
+        if args.json:
+            _print_json({"ok": False, "dataset": args.dataset, "reasons": exc.reasons, "report": exc.report})
+        else:
+            print(f"hdh-migrate: cutover of {args.dataset} REFUSED (run {run_id}):", file=sys.stderr)
+            for r in exc.reasons:
+                print(f"  - {r}", file=sys.stderr)
+            if exc.report:
+                print(f"  report: {exc.report}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        sw = result.switch or {}
+        print(f"{args.dataset}: CUT OVER to {sw.get('url')} by {actor} (run {run_id})")
+        print(f"  routing document {sw.get('routing')}")
+        print(f"  report           {(result.report or {}).get('url')}  (local {(result.report or {}).get('local')})")
+        for s in result.synced:
+            print(f"  synced first: {s['new']} new, {s['changed']} changed, {s['deleted']} deleted at the source")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from hdh_migrate.audit.state import open_state
+    from hdh_migrate.locations import parse_location
+    from hdh_migrate.runs.cutover import rollback
+    from hdh_migrate.stores import S3Store, open_store
+
+    state = open_state(args.db)
+    ds = state.get(args.dataset)
+    dest = open_store(parse_location(ds.dest_url, expect="s3"))
+    assert isinstance(dest, S3Store)
+    dest.check_access()
+    run_id = _run_id("rollback")
+    result = rollback(state, args.dataset, dest, actor=_actor(args), run_id=run_id, reason=args.reason or "")
+    if args.json:
+        _print_json(result)
+    else:
+        print(
+            f"{args.dataset}: ROLLED BACK, Azure is authoritative again ({result['url']}); routing document "
+            f"{result['routing']}; nothing was deleted (run {run_id})"
+        )
+    return EXIT_OK
+
+
+# -- delta sync ----------------------------------------------------------------------------------------
+def cmd_delta_sync(args: argparse.Namespace) -> int:
+    from hdh_migrate.audit.state import open_state
+    from hdh_migrate.runs.delta_sync import run_delta_sync
+    from hdh_migrate.runs.migration import open_pair
+
+    state = open_state(args.db)
+    actor = _actor(args)
+    run_id = _run_id("delta")
+    src, dst, source, dest = open_pair(args.source, args.destination, workers=args.workers)
+    state.ensure_dataset(args.dataset, str(src), str(dst), actor=actor, run_id=run_id)
+    summary = run_delta_sync(
+        state,
+        args.dataset,
+        source,
+        dest,
+        src,
+        dst,
+        options=_options(args),
+        deletions=args.deletions,
+        depth=args.depth,
+        actor=actor,
+        run_id=run_id,
+        work_dir=_work_dir(args, "delta", args.dataset),
+    )
+    if args.json:
+        _print_json(summary)
+    else:
+        d, dl = summary["delta"], summary["deleted"]
+        c = summary.get("copy") or {}
+        print(
+            f"{args.dataset}: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged; copied "
+            f"{c.get('copied', 0)}, skipped {c.get('skipped', 0)} (already there)"
+        )
+        print(
+            f"  deleted at the source: {dl['count']} ({dl['since_last_listing']} since the last listing); "
+            f"mirrored at the destination: {dl['mirrored']}; still at the destination: "
+            f"{dl['count'] - dl['mirrored']} (policy {dl['policy']})"
+        )
+        for key in dl["examples"]:
+            print(f"    {key}")
+        fx = summary["foreign_extras"]
+        if fx["count"]:
+            print(
+                f"  {fx['count']} object(s) at the destination were not written by hdh-migrate (never deleted): "
+                + ", ".join(fx["examples"][:5])
+            )
+        v = summary.get("verification")
+        if v:
+            print(
+                f"  verification: {'PASS' if v['ok'] else 'FAIL'} ({v['objects_verified']} objects re-read"
+                f"{', incremental' if v['incremental'] else ''})" + (f": {v['reason']}" if not v["ok"] else "")
+            )
+        if summary.get("validation_stale"):
+            print(f"  note: {summary['validation_stale']}")
+        print(f"  evidence in {summary['work_dir']}")
+    return EXIT_OK if summary["ok"] else EXIT_FAILED
+
+
+# -- audit / report verify -----------------------------------------------------------------------------
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from hdh_migrate.audit.state import open_state
+
+    state = open_state(args.db)
+    anchors: list[tuple[int, str]] = []
+    for path in args.report or []:
+        try:
+            doc = json.loads(Path(path).read_text())
+            led = doc.get("ledger") or {}
+            if led.get("head_seq"):
+                anchors.append((int(led["head_seq"]), str(led["head_hash"])))
+        except (OSError, ValueError) as exc:
+            print(f"hdh-migrate: cannot read {path}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    v = state.verify_ledger(anchors=anchors)
+    if args.json:
+        _print_json(v.to_dict())
+    elif v.ok:
+        print(
+            f"audit ledger OK: {v.records} records, chain intact; head record {v.head_seq} hash {v.head_hash}"
+            + (f"; {len(anchors)} report anchor(s) present" if anchors else "")
+        )
+    else:
+        print(f"audit ledger BROKEN at record {v.broken_seq}: {v.reason}", file=sys.stderr)
+        print(f"  {v.records} records read from {state.url}", file=sys.stderr)
+    return EXIT_OK if v.ok else EXIT_FAILED
+
+
+def cmd_report_verify(args: argparse.Namespace) -> int:
+    from hdh_migrate.audit.report import key_from_env, verify_report
+    from hdh_migrate.errors import ConfigError
+
+    key = key_from_env(args.key_env)
+    if not key:
+        raise ConfigError(
+            f"no signing key in ${args.key_env}",
+            hint="export the report key (the same secret the cutover signed with) in that variable",
+        )
+    v = verify_report(args.report, key)
+    if v.ok:
+        print(
+            f"report OK: {args.report} ({v.dataset}, decision {v.outcome}) is signed with this key and every "
+            "attached file matches its hash"
+        )
+        return EXIT_OK
+    print(f"report INVALID: {args.report}", file=sys.stderr)
+    for p in v.problems:
+        print(f"  - {p}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+# -- parser ----------------------------------------------------------------------------------------------
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def db(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--db", help="state database URL (default $HDH_MIGRATE_DB_URL, else SQLite under $HDH_MIGRATE_HOME)"
+        )
+
+    s = sub.add_parser("status", help="datasets' migration state, checks, catalog and history")
+    s.add_argument("dataset", nargs="?", help="one dataset (its details and history)")
+    s.add_argument("--json", action="store_true")
+    db(s)
+    s.set_defaults(func=cmd_status)
+
+    def sync_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--deletions",
+            choices=("report", "mirror"),
+            default="report",
+            help="blobs deleted at the source: report them (default) or delete them at the destination",
+        )
+        p.add_argument(
+            "--depth",
+            choices=("quick", "full", "both"),
+            default="full",
+            help="verification depth of what is synced (default full)",
+        )
+        p.add_argument("--workers", type=int, default=8, help="parallel transfers (default 8)")
+        p.add_argument("--work-dir", help="where the run's evidence goes (default $HDH_MIGRATE_HOME/runs/...)")
+        p.add_argument("--actor", help="who runs this, for the audit trail (default $HDH_MIGRATE_ACTOR or login)")
+        p.add_argument("--json", action="store_true")
+        db(p)
+
+    c = sub.add_parser("cutover", help="switch a dataset to the sovereign store, if every check is green")
+    c.add_argument("dataset")
+    c.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="if the source changed since verification, refuse instead of syncing and re-verifying",
+    )
+    c.add_argument(
+        "--key-env",
+        default="HDH_MIGRATE_REPORT_KEY",
+        help="variable holding the report signing key (default HDH_MIGRATE_REPORT_KEY)",
+    )
+    sync_opts(c)
+    c.set_defaults(func=cmd_cutover)
+
+    r = sub.add_parser("rollback", help="point a cut-over dataset back at Azure (nothing is deleted)")
+    r.add_argument("dataset")
+    r.add_argument("--reason", help="why, for the audit trail")
+    r.add_argument("--actor", help="who runs this, for the audit trail")
+    r.add_argument("--json", action="store_true")
+    db(r)
+    r.set_defaults(func=cmd_rollback)
+
+    d = sub.add_parser("delta-sync", help="copy only the blobs new or changed since the last listing")
+    d.add_argument("source", help="azure://CONTAINER/PREFIX")
+    d.add_argument("destination", help="s3://BUCKET/PREFIX")
+    d.add_argument("--dataset", required=True, help="dataset name (registered if new)")
+    sync_opts(d)
+    d.set_defaults(func=cmd_delta_sync)
+
+    a = sub.add_parser("audit", help="the audit ledger")
+    asub = a.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
+    av = asub.add_parser(
+        "verify", help="check the ledger's hash chain (exit 1 if any record was edited, removed or reordered)"
+    )
+    av.add_argument(
+        "--report",
+        action="append",
+        help="a signed report whose ledger head must still be in the "
+        "ledger (detects records removed from the end); repeatable",
+    )
+    av.add_argument("--json", action="store_true")
+    db(av)
+    av.set_defaults(func=cmd_audit_verify)
+
+    rp = sub.add_parser("report", help="cutover reports")
+    rsub = rp.add_subparsers(dest="report_cmd", required=True, metavar="ACTION")
+    rv = rsub.add_parser("verify", help="check a report's signature and the hashes of its attached files")
+    rv.add_argument("report", help="report.json (report.html and the evidence files must sit next to it)")
+    rv.add_argument(
+        "--key-env",
+        default="HDH_MIGRATE_REPORT_KEY",
+        help="variable holding the signing key (default HDH_MIGRATE_REPORT_KEY)",
+    )
+    rv.set_defaults(func=cmd_report_verify)

@@ -1,1 +1,0 @@
-"""Alembic migrations of the state database (run by ``hdh_migrate.state.open_state``)."""
