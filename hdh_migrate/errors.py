@@ -5,6 +5,10 @@ timeouts, 5xx, a source that changed while it was read) or *permanent* (retrying
 credentials, a missing container, a checksum mismatch). The Airflow layer maps permanent errors to
 ``AirflowFailException`` and lets Airflow's own retry handle transient ones, so the class is the contract.
 No message ever carries a secret: they name accounts, containers, buckets and keys, never keys' values.
+
+``exit_code`` is the command line's: 2 for bad input (arguments, credentials, a missing container...), 1
+when the run went through and found the data not right (objects that failed or differ, a failed table, a
+refused cutover) or when a transient error outlived the retries.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ class HdhMigrateError(Exception):
     transient: bool = False
     #: short stable name used in reports, alerts and the runbook
     code: str = "error"
+    #: the command line's exit status for it (see the module's docstring); None: decided by ``transient``
+    exit_code: int | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -24,6 +30,12 @@ class HdhMigrateError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} -- {self.hint}" if self.hint else self.message
+
+    @property
+    def exit_status(self) -> int:
+        if self.exit_code is not None:
+            return self.exit_code
+        return 1 if self.transient else 2
 
 
 class TransientError(HdhMigrateError):
@@ -104,13 +116,24 @@ class CorruptedTransferError(TransientError):
 
 
 class VerificationFailedError(PermanentError):
+    """Objects at the destination are missing or differ from the source."""
+
     code = "verification_failed"
+    exit_code = 1
+
+
+class ExtraObjectsError(PermanentError):
+    """Objects at the destination have no source: the destination is not the source (shared prefix, leftovers)."""
+
+    code = "extra_objects"
+    exit_code = 1
 
 
 class CopyFailedError(HdhMigrateError):
     """Some objects could not be copied; transient if every failure was transient."""
 
     code = "copy_failed"
+    exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None, transient: bool = False) -> None:
         super().__init__(message, hint=hint)

@@ -16,8 +16,7 @@ import pytest
 from hdh_migrate.errors import StoreUnavailableError
 from hdh_migrate.locations import parse_location
 from hdh_migrate.sizes import MiB
-from hdh_migrate.stores.interface import ObjectInfo, PutResult
-from hdh_migrate.stores.settings import S3Settings
+from hdh_migrate.stores.interface import Features, ObjectInfo, PutResult
 from hdh_migrate.transfer.copier import Copier, CopyOptions
 
 PART = 5 * MiB
@@ -26,6 +25,7 @@ PART = 5 * MiB
 class FlakySource:
     kind = "azure"
     container = "src"
+    features = Features()
 
     def __init__(self, data: bytes, fail_offset: int) -> None:
         self.data, self.fail_offset = data, fail_offset
@@ -40,7 +40,7 @@ class FlakySource:
 class MemoryDest:
     kind = "s3"
     container = "dst"
-    settings = S3Settings()
+    features = Features(multipart=True, replace_metadata=True, etag_is_md5=True)
 
     def __init__(self) -> None:
         self.uploads: dict[str, dict[int, bytes]] = {}

@@ -304,9 +304,11 @@ def test_part_buffers_are_reused_within_their_keep_and_reserved_out_of_the_budge
     pool.give(bytearray(2048))  # an odd size (a part size grown for a huge object) is never kept
     assert all(len(pool.take(1024)) == 1024 for _ in range(3))
     assert len(PartBuffers(1024, keep=0).take(10)) == 10  # no reuse: no whole-part allocation either
+    from hdh_migrate.stores.interface import Features
     from hdh_migrate.transfer.copier import Copier
 
-    copier = Copier(None, type("D", (), {"settings": S3Settings()})(), None, None, CopyOptions())  # type: ignore[arg-type]
+    store = type("Store", (), {"features": Features()})()
+    copier = Copier(store, store, None, None, CopyOptions())  # type: ignore[arg-type]
     try:
         assert copier.budget.capacity + 8 * 8 * MiB == 512 * MiB  # idle buffers count against --max-memory
     finally:

@@ -31,7 +31,7 @@ from hdh_migrate.errors import (
 from hdh_migrate.stores import transport as direct
 from hdh_migrate.stores.azure_endpoint import API_VERSION, resolve
 from hdh_migrate.stores.httppool import NETWORK_ERRORS, Answer
-from hdh_migrate.stores.interface import ObjectInfo, PutResult, info_from_headers
+from hdh_migrate.stores.interface import Features, ObjectInfo, PutResult, info_from_headers
 from hdh_migrate.stores.settings import AzureSettings
 from hdh_migrate.stores.transport import AzureDirect
 
@@ -41,6 +41,7 @@ _MiB = 1024 * 1024
 class AzureBlobStore:
     kind = "azure"
     page_size = 5000
+    features = Features(read_into=True, open_read=False, keeps_content_md5=True)
 
     def __init__(
         self,
@@ -57,6 +58,9 @@ class AzureBlobStore:
         self._sdk_lock = threading.Lock()
         self._sdk: tuple[Any, Any] | None = None  # (BlobServiceClient, ContainerClient), built on first use
         self._direct = self._direct_path(max_connections)
+
+    def describe(self) -> str:
+        return self.settings.describe()
 
     # -- the SDK client, on first use ---------------------------------------------------------------
     @property

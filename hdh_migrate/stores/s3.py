@@ -48,8 +48,8 @@ from hdh_migrate.errors import (
 )
 from hdh_migrate.stores import transport as direct
 from hdh_migrate.stores.httppool import NETWORK_ERRORS, BodyLengthError
-from hdh_migrate.stores.interface import ObjectInfo, PutResult, info_from_headers
-from hdh_migrate.stores.settings import S3Settings, sse_c_raw
+from hdh_migrate.stores.interface import Features, ObjectInfo, PutResult, info_from_headers
+from hdh_migrate.stores.settings import S3Settings, encryption_summary, sse_c_raw
 from hdh_migrate.stores.sigv4 import StaticCredentials
 from hdh_migrate.stores.transport import S3Direct
 
@@ -176,6 +176,19 @@ class S3Store:
         elif settings.sse == "AES256":
             self._sse_write = {"ServerSideEncryption": "AES256"}
         self._direct = self._direct_path(max_connections)
+        self.features = Features(
+            read_into=False,
+            open_read=True,
+            multipart=True,
+            replace_metadata=True,
+            documents=True,
+            # an ETag is the store's MD5 of what it holds only without SSE-C/KMS encryption
+            etag_is_md5=settings.sse in ("none", "AES256"),
+            part_checksum=settings.part_checksum,
+        )
+
+    def describe(self) -> str:
+        return self.settings.describe()
 
     @property
     def client(self) -> Any:
@@ -755,6 +768,62 @@ class S3Store:
                 with contextlib.suppress(Exception):
                     self._client.abort_multipart_upload(Bucket=self.container, Key=name, UploadId=upload_id)
                 raise
+
+    # -- documents (the DocumentWriter capability) --------------------------------------------------------
+    def _document_sse(self) -> dict[str, str]:
+        """Store-side encryption for hdh-migrate's own documents; never SSE-C, so consumers and auditors can
+        read them without the customer key."""
+        if self.settings.sse == "aws:kms":
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_id or ""}
+        if self.settings.sse == "AES256":
+            return {"ServerSideEncryption": "AES256"}
+        return {}
+
+    def put_document(
+        self, name: str, body: bytes, *, content_type: str, retain_until: datetime | None = None, lock_mode: str = ""
+    ) -> PutResult:
+        lock: dict[str, Any] = {}
+        if retain_until is not None:
+            lock = {"ObjectLockMode": lock_mode or "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
+        with self._errors("write", name):
+            r = self._client.put_object(
+                Bucket=self.container,
+                Key=name,
+                Body=body,
+                ContentType=content_type,
+                ContentMD5=b64(hashlib.md5(body).digest()),
+                **lock,
+                **self._document_sse(),
+            )
+        return PutResult(etag=str(r["ETag"]).strip('"'), version_id=r.get("VersionId"))
+
+    def read_document(self, name: str) -> bytes | None:
+        if self.head(name) is None:
+            return None
+        with self._errors("read", name):
+            return self._client.get_object(Bucket=self.container, Key=name)["Body"].read()
+
+    def object_lock(self) -> tuple[bool, str]:
+        if not self.settings.supports_object_lock:
+            return False, f"the provider profile {self.settings.provider!r} does not support S3 Object Lock"
+        try:
+            conf = self._client.get_object_lock_configuration(Bucket=self.container)
+        except (ClientError, BotoCoreError) as exc:  # any refusal means: no lock configuration we can use
+            why = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            return False, (
+                f"bucket {self.container} has no Object Lock configuration ({why}): create it with Object Lock to "
+                "make audit files immutable"
+            )
+        if (conf.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":
+            return False, f"Object Lock is not enabled on bucket {self.container}"
+        return True, ""
+
+    def report_facts(self) -> dict[str, Any]:
+        return {
+            "provider": self.settings.provider,
+            "endpoint": self.settings.describe(),
+            "encryption": encryption_summary(self.settings),
+        }
 
     def delete_bucket(self) -> None:
         """For the rig and tests only: empties the bucket (every version, unfinished uploads) and removes it.

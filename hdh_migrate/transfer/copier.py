@@ -240,17 +240,16 @@ class Copier:
         self._buffers = PartBuffers(self.options.part_size, keep)
         # the idle part buffers kept for reuse are held memory too: their bytes come out of the budget
         self.budget = ByteBudget(self.options.max_memory - keep * self.options.part_size)
-        self._read_into = getattr(source, "read_range_into", None)
+        self._read_into = source.read_range_into if source.features.read_into else None  # type: ignore[attr-defined]
         self.limiter = RateLimiter(self.options.bwlimit)
         self.cancel = threading.Event()
         self.counts = CopyCounts()
         self.fatal: HdhMigrateError | None = None
         self._lock = threading.Lock()
         self._parts = ThreadPoolExecutor(self.options.workers, thread_name_prefix="hdh-part")
-        # An ETag is the store's MD5 of what it holds only without SSE-C/KMS encryption.
-        self._etag_is_md5 = dest.settings.sse in ("none", "AES256")
+        self._etag_is_md5 = dest.features.etag_is_md5
         # Single-object PUTs carry Content-MD5 unless the endpoint's profile sends x-amz-checksum-sha256
-        self._put_checks_md5 = dest.settings.part_checksum != "sha256"
+        self._put_checks_md5 = dest.features.part_checksum != "sha256"
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self, objects: Iterable[ObjectInfo]) -> CopyCounts:
@@ -520,7 +519,7 @@ class Copier:
             self.limiter.consume(len(data))
             if len(data) != length:
                 raise SourceChangedError(f"{info.name}: short read of part {number}")
-            algo = self.dest.settings.part_checksum
+            algo = self.dest.features.part_checksum
             # MD5 (the slowest hash) only where something checks it: Content-MD5 parts, or a part an
             # interrupted upload already stored, to prove it holds these very bytes
             md5 = hashlib.md5(data, usedforsecurity=False).digest() if algo == "md5" or number in stored else None

@@ -14,6 +14,17 @@ from hdh_migrate.errors import InvalidObjectNameError
 
 MAX_KEY_BYTES = 1024
 
+#: where hdh-migrate writes its own documents at the destination, at the bucket's root: routing documents
+#: (consumers read them) and audit reports. Never dataset objects, so never "extra" and never copied over.
+ROUTING_PREFIX = "_hdh/routing/"
+AUDIT_PREFIX = "_hdh-audit/"
+RESERVED_PREFIXES = ("_hdh/", AUDIT_PREFIX)
+
+
+def is_reserved(key: str) -> bool:
+    """A key of hdh-migrate's own documents."""
+    return key.startswith(RESERVED_PREFIXES)
+
 
 def relative_name(name: str, prefix: str) -> str:
     if not name.startswith(prefix):

@@ -135,7 +135,7 @@ class ManifestStats:
     sha256: str  # of the Parquet file: one hash over the whole manifest, for the audit report
 
 
-def _row(info: ObjectInfo) -> dict[str, Any]:
+def inventory_row(info: ObjectInfo) -> dict[str, Any]:
     return {
         "name": info.name,
         "size": info.size,
@@ -158,7 +158,7 @@ def write_inventory(objects: Iterable[ObjectInfo], path: str | Path, *, batch_ro
     rows = _Columns("inventory", INVENTORY_FIELDS)
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for info in objects:
-            rows.add(_row(info))
+            rows.add(inventory_row(info))
             count += 1
             total += info.size
             if len(rows) >= batch_rows:

@@ -25,12 +25,11 @@ from hdh_migrate.transfer.checksums import digest_stream
 from hdh_migrate.transfer.copier import META_MD5, META_MULTIPART_ETAG, META_SHA256, META_SOURCE_ETAG, objects_in_flight
 from hdh_migrate.transfer.fanout import each_in_threads
 from hdh_migrate.transfer.keyindex import KeyIndex
-from hdh_migrate.transfer.keys import check_key, relative_name
+from hdh_migrate.transfer.keys import check_key, is_reserved, relative_name
 from hdh_migrate.transfer.manifest import ResultsWriter
 from hdh_migrate.transfer.progress import Progress
 
 DEPTHS = ("quick", "full", "both")
-CONTROL_PREFIXES = ("_hdh/", "_hdh-audit/")
 
 
 @dataclass
@@ -82,7 +81,7 @@ class Verifier:
         self.max_problems = max_problems
         self.counts = VerifyCounts(depth=depth)
         self._lock = threading.Lock()
-        self._etag_is_md5 = dest.settings.sse in ("none", "AES256")
+        self._etag_is_md5 = dest.features.etag_is_md5
 
     def run(self, objects: Iterable[ObjectInfo]) -> VerifyCounts:
         """Check every object. As the copier: a fixed set of threads take turns at the objects (small
@@ -268,7 +267,7 @@ def find_extras(dest: S3Store, dst: Location, src: Location, source_objects: Ite
     """Destination keys under the prefix that no source object maps to (see KeyIndex for the method)."""
     expected = KeyIndex(dst.key_for(relative_name(o.name, src.prefix)) for o in source_objects)
     for obj in dest.list(dst.prefix):
-        if obj.name[len(dst.prefix) :].startswith(CONTROL_PREFIXES):
+        if is_reserved(obj.name) or is_reserved(obj.name[len(dst.prefix) :]):
             continue  # hdh-migrate's own routing documents and audit reports, not dataset objects
         if obj.name not in expected:
             yield obj.name
