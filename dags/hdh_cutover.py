@@ -59,16 +59,16 @@ PARAMS = {
 }
 
 
-def _actor(ctx: dict) -> str:
-    from hdh_airflow.cutover_tasks import actor_of
+def _run(ctx: dict) -> tuple[dict, str, str]:
+    """The run's Params, id and actor: what every task body takes first."""
+    from hdh_airflow.context import actor_of
 
-    return actor_of(ctx)
+    return ctx["params"], ctx["run_id"], actor_of(ctx)
 
 
-def _started(ctx: dict) -> str:
+def _started(ctx: dict) -> datetime:
     run = ctx.get("dag_run")
-    start = getattr(run, "start_date", None) or datetime.now(UTC)
-    return start.astimezone(UTC).isoformat()
+    return (getattr(run, "start_date", None) or datetime.now(UTC)).astimezone(UTC)
 
 
 @dag(
@@ -90,8 +90,7 @@ def hdh_cutover() -> None:
     def freeze_check() -> dict:
         from hdh_airflow import cutover_tasks as body
 
-        ctx = get_current_context()
-        return body.freeze(ctx["params"], ctx["run_id"])
+        return body.freeze(*_run(get_current_context()))
 
     @task.branch(task_display_name="Source changed?",
                  doc_md="Sync first if the source changed since verification (and the Params allow it).")
@@ -103,8 +102,8 @@ def hdh_cutover() -> None:
     def delta_sync() -> dict:
         from hdh_airflow import cutover_tasks as body
 
-        ctx = get_current_context()
-        return body.delta_sync(ctx["params"], ctx["params"]["dataset"], ctx["run_id"], _actor(ctx))
+        params, run_id, actor = _run(get_current_context())
+        return body.sync(params, params["dataset"], run_id, actor)
 
     @task(task_display_name="Preflight (all checks green?)", trigger_rule="none_failed_min_one_success", retries=0,
           doc_md="Refuses the cutover, with every reason, if a check failed, is stale or is missing; the refusal "
@@ -113,8 +112,8 @@ def hdh_cutover() -> None:
         from hdh_airflow import cutover_tasks as body
 
         ctx = get_current_context()
-        synced = ctx["ti"].xcom_pull(task_ids="delta_sync")
-        return body.preflight(ctx["params"], ctx["run_id"], _actor(ctx), fz, synced, _started(ctx))
+        synced = bool(ctx["ti"].xcom_pull(task_ids="delta_sync"))
+        return body.clearance(*_run(ctx), fz, synced, _started(ctx))
 
     @task(task_display_name="Switch", outlets=[CUTOVER], retries=0,
           doc_md="Catalog and routing document point at the sovereign store (atomically); emits the Asset event.")
@@ -123,7 +122,7 @@ def hdh_cutover() -> None:
 
         ctx = get_current_context()
         params = ctx["params"]
-        sw = body.switch(params, ctx["run_id"], _actor(ctx), pf)
+        sw = body.switch(*_run(ctx), pf)
         ctx["outlet_events"][CUTOVER].add(
             Asset(name=f"hdh-migrate/{params['dataset']}/catalog", uri=sw["routing"]),
             extra={"dataset": params["dataset"], "authoritative": "s3", "url": sw["url"], "since": sw["since"],
@@ -137,7 +136,7 @@ def hdh_cutover() -> None:
         from hdh_airflow import cutover_tasks as body
 
         ctx = get_current_context()
-        return body.report(ctx["params"], ctx["run_id"], _actor(ctx), sw, _started(ctx))
+        return body.report(*_run(ctx), sw, _started(ctx))
 
     fz = freeze_check()
     sync = delta_sync()

@@ -57,7 +57,7 @@ PARAMS = {
 
 
 def _actor(ctx: dict) -> str:
-    from hdh_airflow.cutover_tasks import actor_of
+    from hdh_airflow.context import actor_of
 
     return actor_of(ctx)
 
@@ -93,7 +93,7 @@ def hdh_delta_sync() -> None:
 
         ctx = get_current_context()
         ctx["dataset_name"] = dataset
-        return body.delta_sync(ctx["params"], dataset, ctx["run_id"], _actor(ctx))
+        return body.sync(ctx["params"], dataset, ctx["run_id"], _actor(ctx))
 
     sync.expand(dataset=datasets())
 

@@ -165,9 +165,11 @@ DEFAULT_ARGS = {
 }
 
 
-def _triggered_by(ctx: dict) -> str | None:
-    run = ctx.get("dag_run")
-    return getattr(run, "triggering_user_name", None) or getattr(run, "run_type", None)
+def _run(ctx: dict) -> tuple[dict, str, str]:
+    """The run's Params, id and actor: what every task body takes first."""
+    from hdh_airflow.context import actor_of
+
+    return ctx["params"], ctx["run_id"], actor_of(ctx)
 
 
 @dag(
@@ -192,8 +194,7 @@ def hdh_migrate_dataset() -> None:
     def inventory() -> dict:
         from hdh_airflow import tasks as body
 
-        ctx = get_current_context()
-        return body.inventory(ctx["params"], ctx["run_id"], _triggered_by(ctx))
+        return body.inventory(*_run(get_current_context()))
 
     @task(
         task_display_name="Plan shards",
@@ -202,7 +203,7 @@ def hdh_migrate_dataset() -> None:
     def plan(inv: dict) -> list[dict]:
         from hdh_airflow import tasks as body
 
-        return body.plan(inv, max_objects=int(get_current_context()["params"].get("shard_max_objects") or 0))
+        return body.plan(*_run(get_current_context()), inv)
 
     @task(
         task_display_name="Copy shard",
@@ -216,7 +217,7 @@ def hdh_migrate_dataset() -> None:
 
         ctx = get_current_context()
         ctx["shard_label"] = shard["label"]
-        return body.copy_shard(ctx["params"], shard, ctx["ti"].try_number)
+        return body.copy_shard(*_run(ctx), shard, ctx["ti"].try_number)
 
     @task(
         task_display_name="Verify shard",
@@ -230,7 +231,7 @@ def hdh_migrate_dataset() -> None:
 
         ctx = get_current_context()
         ctx["shard_label"] = f"shard {shard['index']}: verify {shard['objects']:,} objects"
-        return body.verify_shard(ctx["params"], shard)
+        return body.verify_shard(*_run(ctx), shard)
 
     @task(
         task_display_name="Find tables to validate",
@@ -239,7 +240,7 @@ def hdh_migrate_dataset() -> None:
     def tables_to_validate(inv: dict) -> list[dict]:
         from hdh_airflow import tasks as body
 
-        return body.tables_to_validate(get_current_context()["params"], inv)
+        return body.tables_to_validate(*_run(get_current_context()), inv)
 
     @task(
         task_display_name="Validate table",
@@ -254,7 +255,7 @@ def hdh_migrate_dataset() -> None:
 
         ctx = get_current_context()
         ctx["table_label"] = f"table {item['table']}"
-        return body.validate(ctx["params"], item)
+        return body.validate(*_run(ctx), item)
 
     @task(
         task_display_name="Summary",
@@ -263,13 +264,13 @@ def hdh_migrate_dataset() -> None:
         doc_md="Looks for extra objects at the destination, writes summary.json and publishes the migrated "
         "location as an Asset event.",
     )
-    def summary(inv: dict, copies: list[dict], verifies: list[dict], validations: list[dict]) -> dict:
+    def summary(copies: list[dict], verifies: list[dict], validations: list[dict]) -> dict:
         from hdh_airflow import tasks as body
 
         ctx = get_current_context()
         params = ctx["params"]
         result = body.summary(
-            params, inv, list(copies or []), [v for v in (verifies or []) if v], [v for v in (validations or []) if v]
+            *_run(ctx), list(copies or []), [v for v in (verifies or []) if v], [v for v in (validations or []) if v]
         )
         if result["ok"] and not params["dry_run"]:
             prefix = (params["dest_prefix"] or "").strip("/")
@@ -293,7 +294,7 @@ def hdh_migrate_dataset() -> None:
     tables = tables_to_validate(inv)
     verifies >> tables
     validations = validate_table.expand(item=tables)
-    summary(inv, copies, verifies, validations)
+    summary(copies, verifies, validations)
 
 
 hdh_migrate_dataset()

@@ -47,10 +47,11 @@ def hdh_rollback() -> None:
           doc_md="Points the catalog and the routing document back at Azure; deletes nothing.")
     def rollback() -> dict:
         from hdh_airflow import cutover_tasks as body
+        from hdh_airflow.context import actor_of
 
         ctx = get_current_context()
         params = ctx["params"]
-        result = body.rollback(params, ctx["run_id"], body.actor_of(ctx))
+        result = body.rollback(params, ctx["run_id"], actor_of(ctx))
         ctx["outlet_events"][CUTOVER].add(
             Asset(name=f"hdh-migrate/{params['dataset']}/catalog", uri=result["routing"]),
             extra={"dataset": params["dataset"], "authoritative": "azure", "url": result["url"],

@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
+from hdh_migrate.audit.documents import read_routing
 from hdh_migrate.audit.state import StateStore, open_state
 from hdh_migrate.cli.main import main
-from hdh_migrate.runs.cutover import read_routing, record_migration_finished, record_validation
-from hdh_migrate.runs.migration import run_verify
+from hdh_migrate.errors import ExtraObjectsError
+from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.stores import AzureBlobStore, S3Store
 
 from .helpers import payload, run_cli
@@ -132,8 +133,8 @@ def test_cutover_needs_every_check_then_switches_and_rollback_restores(
     assert r.returncode == 0, r.stderr
     assert "dcir: CUT OVER to s3://" in r.stdout
     routing = read_routing(s3_bucket, "dcir")
-    assert routing["authoritative"] == "s3" and routing["url"] == f"s3://{s3_bucket.container}/migrated"
-    assert routing["locations"]["azure"] == f"azure://{azure_container.container}/snds" and routing["actor"] == "carol"
+    assert routing["authoritative"] == "s3" and routing["url"] == f"s3://{s3_bucket.container}/migrated/"
+    assert routing["locations"]["azure"] == f"azure://{azure_container.container}/snds/" and routing["actor"] == "carol"
     ds = st.get("dcir")
     assert (ds.state, ds.authoritative) == ("cut_over", "s3") and ds.routing_url.endswith("_hdh/routing/dcir.json")
     assert routing["report"] == ds.report_url and ds.report_url.startswith(f"s3://{s3_bucket.container}/_hdh-audit/")
@@ -151,7 +152,7 @@ def test_cutover_needs_every_check_then_switches_and_rollback_restores(
     assert r.returncode == 0, r.stderr
     assert "ROLLED BACK" in r.stdout and "nothing was deleted" in r.stdout
     routing = read_routing(s3_bucket, "dcir")
-    assert routing["authoritative"] == "azure" and routing["url"] == f"azure://{azure_container.container}/snds"
+    assert routing["authoritative"] == "azure" and routing["url"] == f"azure://{azure_container.container}/snds/"
     ds = st.get("dcir")
     assert (ds.state, ds.authoritative) == ("rolled_back", "azure")
     last = st.history("dcir")[-1]
@@ -165,21 +166,14 @@ def test_refused_when_verification_failed(
     migrated: tuple[str, StateStore], azure_container: AzureBlobStore, s3_bucket: S3Store, tmp_path: Path
 ) -> None:
     url, st = migrated
-    s3_bucket.put("migrated/dcir/part-001.parquet", payload(2001, seed=666))  # rewritten at the destination
-    v = run_verify(
-        f"azure://{azure_container.container}/snds",
-        f"s3://{s3_bucket.container}/migrated",
-        work_dir=tmp_path / "v2",
-        workers=2,
-        show_progress=False,
-    )
-    assert not v["ok"]
-    record_migration_finished(st, "dcir", v, actor="alice", run_id="verify-2")
+    s3_bucket.put("migrated/dcir/stray.parquet", payload(2001, seed=666))  # at the destination, not the source
+    with pytest.raises(ExtraObjectsError, match="have no source"):
+        migrate(st, "dcir", azure_container, s3_bucket, tmp_path / "m2", run_id="migrate-2")
     record_validation(st, "dcir", [gx_result("er_prs_f")], actor="bob", run_id="gx-1")
     r = hdh("cutover", "dcir", "--db", url, "--no-sync", "--work-dir", str(tmp_path / "c"), env=KEY)
     assert r.returncode == 1
-    assert "verification failed on run verify-2" in r.stderr
-    assert "migrated/dcir/part-001.parquet" in r.stderr
+    assert "verification failed on run migrate-2" in r.stderr
+    assert "migrated/dcir/stray.parquet" in r.stderr
     assert read_routing(s3_bucket, "dcir") is None
 
 

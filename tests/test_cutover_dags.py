@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hdh_migrate.audit.documents import read_routing
 from hdh_migrate.audit.state import open_state
-from hdh_migrate.runs.cutover import read_routing
 from hdh_migrate.stores import AzureBlobStore, S3Store
 
 from .helpers import payload

@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from hdh_migrate.audit.state import StateStore, open_state
-from hdh_migrate.runs.cutover import record_migration_finished, record_migration_started
-from hdh_migrate.runs.delta_sync import plan_delta
-from hdh_migrate.runs.migration import run_copy, run_verify
+from hdh_migrate.runs.context import RunContext
+from hdh_migrate.runs.pair import open_pair
+from hdh_migrate.runs.pipeline import MigrationRequest, run_migration
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.stores.interface import ObjectInfo
+from hdh_migrate.transfer.changes import plan_delta
 from hdh_migrate.transfer.copier import CopyOptions
 from hdh_migrate.transfer.manifest import write_inventory
 
@@ -36,15 +37,12 @@ def migrate(
     actor: str = "alice",
     run_id: str = "migrate-1",
 ) -> dict[str, Any]:
-    """What hdh_migrate_dataset does, through the library: register, copy, verify, record."""
-    s, d = f"azure://{src.container}/snds", f"s3://{dst.container}/migrated"
-    record_migration_started(st, dataset, s, d, actor=actor, run_id=run_id, validation_required=validation_required)
-    copied = run_copy(s, d, CopyOptions(workers=4), work_dir=work / "copy", show_progress=False)
-    verified = run_verify(s, d, work_dir=work / "verify", workers=4, show_progress=False)
-    verified["copy_results"] = [copied["results"]["path"]]
-    verified["started"] = copied["started"]
-    record_migration_finished(st, dataset, verified, actor=actor, run_id=run_id)
-    return verified
+    """What hdh_migrate_dataset does, through the same steps (``hdh-migrate migrate``): register, copy,
+    verify, record."""
+    pair = open_pair(f"azure://{src.container}/snds", f"s3://{dst.container}/migrated", workers=4)
+    request = MigrationRequest(validation_required=validation_required)
+    record = run_migration(pair, RunContext(work, run_id, actor, dataset), CopyOptions(workers=4), request, state=st)
+    return record.to_json()
 
 
 def seed(src: AzureBlobStore, n: int = 6) -> dict[str, bytes]:

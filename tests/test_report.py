@@ -4,6 +4,7 @@ and free of data values. One real cutover (rig + SQLite) feeds every test of thi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from hdh_migrate.audit.report import RetentionPolicy
 from hdh_migrate.audit.state import open_state
-from hdh_migrate.runs.cutover import record_validation, run_cutover
+from hdh_migrate.runs.context import RunContext
+from hdh_migrate.runs.cutover import run_cutover
+from hdh_migrate.runs.pair import open_pair
+from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
 
@@ -33,7 +36,8 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 
 
 def _with_data_values(result: dict[str, Any]) -> dict[str, Any]:
-    """A validation result as validate.py could hold it internally, with values from rows in it."""
+    """A validation result as validation/ could hold it internally, with values from rows in it (marked
+    passing, so that the cutover goes ahead and its report is the one that must withhold them)."""
     r = json.loads(json.dumps(result))
     r["source"]["metrics"]["columns"] = {
         "ben_nir_psa": {"type": "string", "min": PSEUDO_ID, "max": PSEUDO_ID},
@@ -47,7 +51,6 @@ def _with_data_values(result: dict[str, Any]) -> dict[str, Any]:
             "observed": [PSEUDO_ID],
         }
     ]
-    r["success"] = False
     r["comparison"] = {
         "equal": False,
         "differences": [
@@ -70,23 +73,19 @@ def cutover_report(rig_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     dst.create_bucket(object_lock=True)
     seed(src, 8)
     migrate(st, "er_prs_f", src, dst, tmp / "m", validation_required=True, actor="alice", run_id="manual__migrate")
-    ok = gx_result("er_prs_f")
-    record_validation(st, "er_prs_f", [ok], actor="bob", run_id="manual__gx")
-    # what the report is given: one passing table, and one carrying data values (a refused comparison would
-    # block the cutover, so it is attached as report input, not as the recorded check)
-    validations = [ok, _with_data_values(gx_result("er_pha_f"))]
-    res = run_cutover(
-        st,
-        "er_prs_f",
-        src,
-        dst,
-        actor="carol",
-        run_id="manual__cutover",
-        work_dir=tmp / "c",
-        report_key=KEY.encode(),
-        validations=validations,
-        retention=RetentionPolicy("GOVERNANCE", 1),
-    )
+    # two tables: one passing, one whose result carries values from rows: none may reach the report
+    validations = [gx_result("er_prs_f"), _with_data_values(gx_result("er_pha_f"))]
+    record_validation(st, "er_prs_f", validations, actor="bob", run_id="manual__gx")
+    # GOVERNANCE, one day (see the clean-up below)
+    saved = {k: os.environ.get(k) for k in ("HDH_MIGRATE_AUDIT_LOCK_MODE", "HDH_MIGRATE_AUDIT_RETENTION_DAYS")}
+    os.environ.update({"HDH_MIGRATE_AUDIT_LOCK_MODE": "GOVERNANCE", "HDH_MIGRATE_AUDIT_RETENTION_DAYS": "1"})
+    try:
+        pair = open_pair(f"azure://{src.container}/snds", f"s3://{dst.container}/migrated")
+        ctx = RunContext(tmp / "c", "manual__cutover", "carol", "er_prs_f")
+        res = run_cutover(st, pair, ctx, key=KEY.encode())
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.update({k: v})
     try:
         yield {
             "url": url,

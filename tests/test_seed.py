@@ -11,7 +11,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from hdh_migrate.cli import data as cli_data
+from hdh_migrate.cli import main as cli_main
 from hdh_migrate.dev.seed import generate_rows, seed_table
 from hdh_migrate.stores import AzureBlobStore
 from hdh_migrate.validation.schema import arrow_schema, load_schema
@@ -123,7 +123,7 @@ def test_seed_cli_csv_and_a_table_it_has_never_seen(azure_container: AzureBlobSt
         )
     )
     url = f"azure://{azure_container.container}/exports"
-    rc = cli_data.main(
+    rc = cli_main(
         [
             "seed",
             "--schema",

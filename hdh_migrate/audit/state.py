@@ -35,31 +35,20 @@ from sqlalchemy.engine import Connection, Engine
 
 from hdh_migrate.audit import ledger as ledger_mod
 from hdh_migrate.audit.ledger import LEDGER, LedgerVerdict
+from hdh_migrate.audit.lifecycle import (
+    ALLOWED,
+    CHECK_KINDS,
+    COPIED,
+    COPYING,
+    CUT_OVER,
+    PLANNED,
+    ROLLED_BACK,
+    STATES,
+    VALIDATED,
+    VERIFIED,
+)
 from hdh_migrate.errors import ConfigError, PermanentError
 from hdh_migrate.home import state_home
-
-PLANNED, COPYING, COPIED, VERIFIED, VALIDATED, CUT_OVER, ROLLED_BACK = (
-    "planned",
-    "copying",
-    "copied",
-    "verified",
-    "validated",
-    "cut_over",
-    "rolled_back",
-)
-STATES = (PLANNED, COPYING, COPIED, VERIFIED, VALIDATED, CUT_OVER, ROLLED_BACK)
-
-#: to_state -> the states it may be entered from. Re-copying (a delta sync) is allowed from any state
-#: but cut_over: once the sovereign store is authoritative, writing to it from Azure needs a rollback first.
-ALLOWED: dict[str, tuple[str, ...]] = {
-    COPYING: (PLANNED, COPYING, COPIED, VERIFIED, VALIDATED, ROLLED_BACK),
-    COPIED: (COPYING,),
-    VERIFIED: (COPIED, VERIFIED),
-    VALIDATED: (VERIFIED, VALIDATED),
-    CUT_OVER: (VERIFIED, VALIDATED, ROLLED_BACK),
-    ROLLED_BACK: (CUT_OVER,),
-}
-CHECK_KINDS = ("verify", "validate")
 
 metadata = sa.MetaData()
 
@@ -627,6 +616,14 @@ class StateStore:
                         )
                     )
         return Check(cid, name, kind, run_id, t, ok, source_fingerprint, actor, details, rec.seq)
+
+    def check(self, check_id: int) -> Check:
+        """One check by its id (a cutover's report cites the checks its switch rested on)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(CHECKS).where(CHECKS.c.id == check_id)).first()
+        if row is None:
+            raise StateDatabaseError(f"no check {check_id} in the state database {self.url}")
+        return _check(row)
 
     def latest_check(self, name: str, kind: str) -> Check | None:
         with self.engine.connect() as conn:

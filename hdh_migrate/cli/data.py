@@ -1,8 +1,6 @@
 """``hdh-migrate seed | expectations from-schema | validate``: the dataset-level commands.
 
-Kept apart from ``cli.py`` so the copy engine's command line and the data-quality commands evolve
-independently; ``cli.build_parser`` calls ``register``. Heavy imports (GX, pandas) happen inside the
-handlers, so ``hdh-migrate copy`` never pays for them.
+Heavy imports (GX, pandas) happen inside the handlers, so ``hdh-migrate copy`` never pays for them.
 """
 
 from __future__ import annotations
@@ -11,19 +9,7 @@ import argparse
 import json
 import sys
 
-from hdh_migrate.errors import HdhMigrateError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
-    return value
+from hdh_migrate.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, count
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -106,17 +92,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--schema", default=None, help="Table Schema file (default: the SNDS schemas shipped with hdh-migrate)"
     )
     s.add_argument("--table", action="append", required=True, help="table to generate (repeatable)")
-    s.add_argument("--rows", type=_count, required=True, help="rows per table")
+    s.add_argument("--rows", type=count, required=True, help="rows per table")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data; default 0)")
     s.add_argument(
         "--universe",
-        type=_count,
+        type=count,
         default=None,
         help="beneficiaries the tables may reference (default: --rows); seed IR_BEN_R with at least "
         "that many rows for the foreign keys to hold",
     )
-    s.add_argument("--rows-per-file", type=_count, default=1_000_000, help="rows per part file (default 1000000)")
-    s.add_argument("--row-group-size", type=_count, default=100_000, help="rows per Parquet row group (default 100000)")
+    s.add_argument("--rows-per-file", type=count, default=1_000_000, help="rows per part file (default 1000000)")
+    s.add_argument("--row-group-size", type=count, default=100_000, help="rows per Parquet row group (default 100000)")
     s.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)")
     s.add_argument("--json", action="store_true", help="print what was written as JSON")
     s.set_defaults(func=cmd_seed)
@@ -142,13 +128,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument("--no-data-docs", action="store_true", help="do not build Data Docs")
     v.add_argument(
         "--batch-rows",
-        type=_count,
+        type=count,
         default=250_000,
         help="rows per GX batch (default 250000; whole row groups, filled across files under 32 MiB)",
     )
     v.add_argument(
         "--jobs",
-        type=_count,
+        type=count,
         default=1,
         help="processes per side: a table's files are split between them, at least 32 MiB each (default 1; "
         "each costs GX's import, ~6 s, and a batch of memory: for tables of several files and millions of rows)",
@@ -156,15 +142,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument("--json", action="store_true", help="print the full result as JSON")
     v.add_argument("--json-out", help="also write the full result as JSON to this file")
     v.set_defaults(func=cmd_validate)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run these commands without the rest of the CLI (tests, and before cli.py wires them)."""
-    parser = argparse.ArgumentParser(prog="hdh-migrate")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except HdhMigrateError as exc:
-        print(f"hdh-migrate: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE

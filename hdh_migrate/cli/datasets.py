@@ -1,7 +1,7 @@
 """``hdh-migrate status | cutover | rollback | delta-sync | audit verify | report verify``.
 
-The command-line twins of the cutover DAGs: they call the same functions (``cutover.py``, ``delta.py``,
-``report.py``) on the same state database (``HDH_MIGRATE_DB_URL``, default SQLite under
+The command-line twins of the dual-run and cutover DAGs: they call the same steps (``runs/cutover.py``,
+``runs/delta_sync.py``) on the same state database (``HDH_MIGRATE_DB_URL``, default SQLite under
 ``$HDH_MIGRATE_HOME``). Exit codes: 0 success; 1 the operation ran and said no (cutover refused, a check or
 signature failed, the ledger is broken, a sync left differences); 2 bad input (unknown dataset, missing
 key, credentials). Every refusal prints its reasons.
@@ -11,38 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hdh_migrate.home import state_home
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _run_id(kind: str) -> str:
-    return f"cli__{kind}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}__{uuid.uuid4().hex[:6]}"
-
-
-def _work_dir(args: argparse.Namespace, kind: str, dataset: str) -> Path:
-    if getattr(args, "work_dir", None):
-        return Path(args.work_dir)
-
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)[:60]
-    return state_home() / "runs" / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{kind}-{slug}"
-
-
-def _actor(args: argparse.Namespace) -> str:
-    from hdh_migrate.audit.state import default_actor
-
-    return getattr(args, "actor", None) or default_actor()
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str))
+from hdh_migrate.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, db_option, print_json
 
 
 # -- status ------------------------------------------------------------------------------------------
@@ -54,7 +27,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = state.status(args.dataset)
     if not args.dataset:
         if args.json:
-            _print_json([d.to_dict() for d in rows])
+            print_json([d.to_dict() for d in rows])
             return EXIT_OK
         if not rows:
             print(f"no dataset in {state.url} yet")
@@ -71,7 +44,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     pf = preflight(state, d.name, fp)
     history = state.history(d.name)
     if args.json:
-        _print_json(
+        print_json(
             {
                 "dataset": d.to_dict(),
                 "history": [t.to_dict() for t in history],
@@ -127,80 +100,88 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # -- cutover / rollback -------------------------------------------------------------------------------
-def _options(args: argparse.Namespace) -> Any:
-    from hdh_migrate.transfer.copier import CopyOptions
+NO_KEY = (
+    "no report signing key: set {var} (CLI) or the report key Connection (Airflow); a cutover without its "
+    "signed report is not allowed"
+)
 
-    return CopyOptions(workers=args.workers)
+
+def _run_context(args: argparse.Namespace, kind: str) -> Any:
+    from hdh_migrate.runs.context import RunContext, cli_actor, cli_run_id, cli_work_dir
+
+    work = Path(args.work_dir) if getattr(args, "work_dir", None) else cli_work_dir(kind, args.dataset)
+    return RunContext(work, cli_run_id(kind), cli_actor(getattr(args, "actor", None)), args.dataset)
 
 
 def cmd_cutover(args: argparse.Namespace) -> int:
-    from hdh_migrate.audit.report import key_from_env
+    from hdh_migrate.audit.signing import key_from_env
     from hdh_migrate.audit.state import open_state
     from hdh_migrate.runs.cutover import CutoverRefusedError, run_cutover
-    from hdh_migrate.runs.migration import open_pair
+    from hdh_migrate.runs.pair import open_pair
+    from hdh_migrate.transfer.copier import CopyOptions
 
     state = open_state(args.db)
     ds = state.get(args.dataset)
-    key = key_from_env(args.key_env)
-    run_id = _run_id("cutover")
-    actor = _actor(args)
-    _src, _dst, source, dest = open_pair(ds.source_url, ds.dest_url, workers=args.workers)
+    ctx = _run_context(args, "cutover")
+    pair = open_pair(ds.source_url, ds.dest_url, workers=args.workers)
+    pair.check_access()
     try:
+        key = key_from_env(args.key_env)
+        if not key:
+            raise CutoverRefusedError(args.dataset, [NO_KEY.format(var=args.key_env)])
         result = run_cutover(
             state,
-            args.dataset,
-            source,
-            dest,
-            actor=actor,
-            run_id=run_id,
-            work_dir=_work_dir(args, "cutover", args.dataset),
-            report_key=key,
+            pair,
+            ctx,
+            key=key,
             sync=not args.no_sync,
             deletions=args.deletions,
             depth=args.depth,
-            options=_options(args),
+            options=CopyOptions(workers=args.workers),
         )
     except CutoverRefusedError as exc:
-        if args.json:
-            _print_json({"ok": False, "dataset": args.dataset, "reasons": exc.reasons, "report": exc.report})
-        else:
-            print(f"hdh-migrate: cutover of {args.dataset} REFUSED (run {run_id}):", file=sys.stderr)
-            for r in exc.reasons:
-                print(f"  - {r}", file=sys.stderr)
-            if exc.report:
-                print(f"  report: {exc.report}", file=sys.stderr)
+        _print_refusal(args, ctx.run_id, exc)
         return EXIT_FAILED
     if args.json:
-        _print_json(result.to_dict())
-    else:
-        sw = result.switch or {}
-        print(f"{args.dataset}: CUT OVER to {sw.get('url')} by {actor} (run {run_id})")
-        print(f"  routing document {sw.get('routing')}")
-        print(f"  report           {(result.report or {}).get('url')}  (local {(result.report or {}).get('local')})")
-        for s in result.synced:
-            print(f"  synced first: {s['new']} new, {s['changed']} changed, {s['deleted']} deleted at the source")
+        print_json(result.to_dict())
+        return EXIT_OK
+    sw, rep = result.switch or {}, result.report or {}
+    print(f"{args.dataset}: CUT OVER to {sw.get('url')} by {ctx.actor} (run {ctx.run_id})")
+    print(f"  routing document {sw.get('routing')}")
+    print(f"  report           {rep.get('url')}  (local {rep.get('local')})")
+    for s in result.synced:
+        print(f"  synced first: {s['new']} new, {s['changed']} changed, {s['deleted']} deleted at the source")
     return EXIT_OK
+
+
+def _print_refusal(args: argparse.Namespace, run_id: str, exc: Any) -> None:
+    if args.json:
+        print_json({"ok": False, "dataset": args.dataset, "reasons": exc.reasons, "report": exc.report})
+        return
+    print(f"hdh-migrate: cutover of {args.dataset} REFUSED (run {run_id}):", file=sys.stderr)
+    for r in exc.reasons:
+        print(f"  - {r}", file=sys.stderr)
+    if exc.report:
+        print(f"  report: {exc.report}", file=sys.stderr)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from hdh_migrate.audit.state import open_state
-    from hdh_migrate.locations import parse_location
     from hdh_migrate.runs.cutover import rollback
-    from hdh_migrate.stores import S3Store, open_store
+    from hdh_migrate.runs.pair import open_destination
 
     state = open_state(args.db)
     ds = state.get(args.dataset)
-    dest = open_store(parse_location(ds.dest_url, expect="s3"))
-    assert isinstance(dest, S3Store)
+    dest = open_destination(ds.dest_url)
     dest.check_access()
-    run_id = _run_id("rollback")
-    result = rollback(state, args.dataset, dest, actor=_actor(args), run_id=run_id, reason=args.reason or "")
+    ctx = _run_context(args, "rollback")
+    result = rollback(state, dest, ctx, reason=args.reason or "")
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         print(
             f"{args.dataset}: ROLLED BACK, Azure is authoritative again ({result['url']}); routing document "
-            f"{result['routing']}; nothing was deleted (run {run_id})"
+            f"{result['routing']}; nothing was deleted (run {ctx.run_id})"
         )
     return EXIT_OK
 
@@ -208,60 +189,52 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 # -- delta sync ----------------------------------------------------------------------------------------
 def cmd_delta_sync(args: argparse.Namespace) -> int:
     from hdh_migrate.audit.state import open_state
-    from hdh_migrate.runs.delta_sync import run_delta_sync
-    from hdh_migrate.runs.migration import open_pair
+    from hdh_migrate.runs.delta_sync import delta_sync
+    from hdh_migrate.runs.pair import open_pair
+    from hdh_migrate.transfer.copier import CopyOptions
 
     state = open_state(args.db)
-    actor = _actor(args)
-    run_id = _run_id("delta")
-    src, dst, source, dest = open_pair(args.source, args.destination, workers=args.workers)
-    state.ensure_dataset(args.dataset, str(src), str(dst), actor=actor, run_id=run_id)
-    summary = run_delta_sync(
-        state,
-        args.dataset,
-        source,
-        dest,
-        src,
-        dst,
-        options=_options(args),
-        deletions=args.deletions,
-        depth=args.depth,
-        actor=actor,
-        run_id=run_id,
-        work_dir=_work_dir(args, "delta", args.dataset),
-    )
+    ctx = _run_context(args, "delta")
+    pair = open_pair(args.source, args.destination, workers=args.workers)
+    state.ensure_dataset(args.dataset, str(pair.src), str(pair.dst), actor=ctx.actor, run_id=ctx.run_id)
+    record = delta_sync(state, pair, ctx, CopyOptions(workers=args.workers), deletions=args.deletions, depth=args.depth)
+    summary = record.to_json()
     if args.json:
-        _print_json(summary)
+        print_json(summary)
     else:
-        d, dl = summary["delta"], summary["deleted"]
-        c = summary.get("copy") or {}
+        _print_delta(args.dataset, summary)
+    return EXIT_OK if record.ok else EXIT_FAILED
+
+
+def _print_delta(dataset: str, summary: dict[str, Any]) -> None:
+    d, dl = summary["delta"], summary["deleted"]
+    c = summary.get("copy") or {}
+    print(
+        f"{dataset}: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged; copied "
+        f"{c.get('copied', 0)}, skipped {c.get('skipped', 0)} (already there)"
+    )
+    print(
+        f"  deleted at the source: {dl['count']} ({dl['since_last_listing']} since the last listing); "
+        f"mirrored at the destination: {dl['mirrored']}; still at the destination: "
+        f"{dl['count'] - dl['mirrored']} (policy {dl['policy']})"
+    )
+    for key in dl["examples"]:
+        print(f"    {key}")
+    fx = summary["foreign_extras"]
+    if fx["count"]:
         print(
-            f"{args.dataset}: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged; copied "
-            f"{c.get('copied', 0)}, skipped {c.get('skipped', 0)} (already there)"
+            f"  {fx['count']} object(s) at the destination were not written by hdh-migrate (never deleted): "
+            + ", ".join(fx["examples"][:5])
         )
+    v = summary.get("verification")
+    if v:
         print(
-            f"  deleted at the source: {dl['count']} ({dl['since_last_listing']} since the last listing); "
-            f"mirrored at the destination: {dl['mirrored']}; still at the destination: "
-            f"{dl['count'] - dl['mirrored']} (policy {dl['policy']})"
+            f"  verification: {'PASS' if v['ok'] else 'FAIL'} ({v['objects_verified']} objects re-read"
+            f"{', incremental' if v['incremental'] else ''})" + (f": {v['reason']}" if not v["ok"] else "")
         )
-        for key in dl["examples"]:
-            print(f"    {key}")
-        fx = summary["foreign_extras"]
-        if fx["count"]:
-            print(
-                f"  {fx['count']} object(s) at the destination were not written by hdh-migrate (never deleted): "
-                + ", ".join(fx["examples"][:5])
-            )
-        v = summary.get("verification")
-        if v:
-            print(
-                f"  verification: {'PASS' if v['ok'] else 'FAIL'} ({v['objects_verified']} objects re-read"
-                f"{', incremental' if v['incremental'] else ''})" + (f": {v['reason']}" if not v["ok"] else "")
-            )
-        if summary.get("validation_stale"):
-            print(f"  note: {summary['validation_stale']}")
-        print(f"  evidence in {summary['work_dir']}")
-    return EXIT_OK if summary["ok"] else EXIT_FAILED
+    if summary.get("validation_stale"):
+        print(f"  note: {summary['validation_stale']}")
+    print(f"  evidence in {summary['work_dir']}")
 
 
 # -- audit / report verify -----------------------------------------------------------------------------
@@ -281,7 +254,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     v = state.verify_ledger(anchors=anchors)
     if args.json:
-        _print_json(v.to_dict())
+        print_json(v.to_dict())
     elif v.ok:
         print(
             f"audit ledger OK: {v.records} records, chain intact; head record {v.head_seq} hash {v.head_hash}"
@@ -294,7 +267,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_report_verify(args: argparse.Namespace) -> int:
-    from hdh_migrate.audit.report import key_from_env, verify_report
+    from hdh_migrate.audit.signing import key_from_env, verify_report
     from hdh_migrate.errors import ConfigError
 
     key = key_from_env(args.key_env)
@@ -318,15 +291,10 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
 
 # -- parser ----------------------------------------------------------------------------------------------
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    def db(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--db", help="state database URL (default $HDH_MIGRATE_DB_URL, else SQLite under $HDH_MIGRATE_HOME)"
-        )
-
     s = sub.add_parser("status", help="datasets' migration state, checks, catalog and history")
     s.add_argument("dataset", nargs="?", help="one dataset (its details and history)")
     s.add_argument("--json", action="store_true")
-    db(s)
+    db_option(s)
     s.set_defaults(func=cmd_status)
 
     def sync_opts(p: argparse.ArgumentParser) -> None:
@@ -346,7 +314,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("--work-dir", help="where the run's evidence goes (default $HDH_MIGRATE_HOME/runs/...)")
         p.add_argument("--actor", help="who runs this, for the audit trail (default $HDH_MIGRATE_ACTOR or login)")
         p.add_argument("--json", action="store_true")
-        db(p)
+        db_option(p)
 
     c = sub.add_parser("cutover", help="switch a dataset to the sovereign store, if every check is green")
     c.add_argument("dataset")
@@ -368,7 +336,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--reason", help="why, for the audit trail")
     r.add_argument("--actor", help="who runs this, for the audit trail")
     r.add_argument("--json", action="store_true")
-    db(r)
+    db_option(r)
     r.set_defaults(func=cmd_rollback)
 
     d = sub.add_parser("delta-sync", help="copy only the blobs new or changed since the last listing")
@@ -390,7 +358,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "ledger (detects records removed from the end); repeatable",
     )
     av.add_argument("--json", action="store_true")
-    db(av)
+    db_option(av)
     av.set_defaults(func=cmd_audit_verify)
 
     rp = sub.add_parser("report", help="cutover reports")

@@ -78,6 +78,10 @@ class RunContext:
     dataset: str | None = None
     flat: bool = False
 
+    def sub(self, name: str) -> RunContext:
+        """The same run, its evidence in a folder of its own (the delta sync of a cutover: delta-sync/)."""
+        return RunContext(self.work_dir / name, self.run_id, self.actor, self.dataset, self.flat)
+
     @property
     def header_path(self) -> Path:
         return self.work_dir / "run.json"

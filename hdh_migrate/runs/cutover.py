@@ -1,23 +1,22 @@
-"""Cutover and rollback: the moment a dataset switches from Azure to the sovereign store, and the proof.
+"""The cutover's steps and the rollback: the moment a dataset switches from Azure to the sovereign store.
 
-The steps (the ``hdh_cutover`` DAG runs them as tasks, ``hdh-migrate cutover`` in one process):
+``hdh_cutover`` runs each step as a task, ``hdh-migrate cutover`` runs them in sequence (``run_cutover``);
+both call these functions, so they refuse for the same reasons and sign the same report.
 
-1. **Freeze check**: list the source again and fingerprint it (``fingerprint.py``). If it differs from
-   the fingerprint the last verification was taken on, run a delta sync (which copies and re-verifies),
-   then list again: the switch only happens on a source state that was verified.
-2. **Preflight**: every check must be present, passing and taken on the current source state: the latest
+1. ``freeze_check``: list the source again and fingerprint it (``transfer/fingerprint.py``). If it differs
+   from the fingerprint the last verification was taken on (and ``sync`` allows), a delta sync copies and
+   re-verifies the changes (``runs/delta_sync.py``), and the source is listed once more.
+2. ``clearance``: every check must be present, passing and taken on the current source state: the latest
    verification, and -- when the dataset is tabular (``validation_required``, the default) -- the latest
-   Great Expectations validation. Otherwise the cutover is refused with one human-readable reason per
-   problem ("verification failed on run X ...", "validation missing ...", "source changed since
-   verification on <date> ...").
-3. **Switch**: one conditional transition to ``cut_over`` that also sets the catalog (authoritative
-   ``s3``, since, run, routing document, report), and, before it commits, writes the routing document
-   ``s3://BUCKET/_hdh/routing/<dataset>.json`` that consumers read. A refused transition publishes
-   nothing; a failed write leaves the state unchanged.
-4. **Report**: the signed audit report (``report.py``), uploaded under ``_hdh-audit/`` with Object Lock.
+   Great Expectations validation; and a source that changed again after the sync refuses. Otherwise
+   ``refuse`` records the refusal in the ledger with a signed refusal report, and raises
+   ``CutoverRefusedError`` with one reason per problem.
+3. ``switch``: the clearance checked again, then one conditional transition to ``cut_over`` that also sets
+   the catalog, and before it commits, the routing document consumers read (``audit/documents.py``). A
+   refused transition publishes nothing; a failed write leaves the state unchanged.
+4. ``report_cutover``: the signed audit report (``audit/report.py``), uploaded under ``_hdh-audit/``.
 
-Rollback points the catalog and the routing document back at Azure, recorded in the history; nothing is
-deleted on either side.
+``rollback`` points the catalog and the routing document back at Azure; nothing is deleted on either side.
 
 Whether validation is required is a per-dataset flag set when the dataset is registered (default True,
 since HDH datasets are tables; a dataset of documents is registered with ``validation_required=False``,
@@ -27,51 +26,41 @@ validation check: a missing check must block, not silently relax the rule.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hdh_migrate.audit.state import (
-    ALLOWED,
-    COPIED,
-    COPYING,
-    CUT_OVER,
-    ROLLED_BACK,
-    Check,
-    DatasetStatus,
-    StateStore,
-    TransitionRefusedError,
-)
+from hdh_migrate.audit import documents, report
+from hdh_migrate.audit.state import ALLOWED, CUT_OVER, ROLLED_BACK, Check, StateStore
 from hdh_migrate.errors import PermanentError
-from hdh_migrate.locations import Location, parse_location
-from hdh_migrate.transfer.fingerprint import Fingerprint, fingerprint_count, fingerprint_inventory
-
-if TYPE_CHECKING:  # types only: `hdh-migrate status` must not pay for importing both storage SDKs
-    from hdh_migrate.stores.interface import ObjectInfo
-    from hdh_migrate.stores.s3 import S3Store
+from hdh_migrate.runs.context import RunContext
+from hdh_migrate.runs.delta_sync import SYNC_FOLDER, delta_sync
+from hdh_migrate.runs.pair import StorePair
+from hdh_migrate.runs.record import RunRecord
+from hdh_migrate.stores.interface import Store
+from hdh_migrate.transfer.copier import CopyOptions
+from hdh_migrate.transfer.fingerprint import Fingerprint, fingerprint_count
+from hdh_migrate.transfer.manifest import write_inventory
 
 log = logging.getLogger(__name__)
 
-ROUTING_PREFIX = "_hdh/routing/"
-AUDIT_PREFIX = "_hdh-audit/"
-ROUTING_SCHEMA = "hdh-migrate/routing/v1"
+KEPT_CHANGING = (
+    "the source kept changing during the cutover (it changed again after the delta sync): freeze writes at "
+    "the source, then trigger the cutover again"
+)
 
 
 class CutoverRefusedError(PermanentError):
     """A cutover was refused: ``reasons`` lists every check that is failed, stale or missing."""
 
     code = "cutover_refused"
+    exit_code = 1
 
     def __init__(self, dataset: str, reasons: list[str], *, report: str | None = None) -> None:
         lines = "\n".join(f"  - {r}" for r in reasons)
         super().__init__(
-            f"cutover of {dataset!r} refused:\n{lines}",
+            f"cutover of {dataset!r} refused:\n{lines}" + (f"\n  report: {report}" if report else ""),
             hint="fix each reason (docs/AUDIT.md, section 5, says what each check means), then "
             "trigger the cutover again; nothing was switched",
         )
@@ -84,174 +73,7 @@ def _when(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-# -- recording what the migration DAG / CLI did (called by the tasks that own those steps) ---------------
-def record_migration_started(
-    state: StateStore,
-    dataset: str,
-    source_url: str,
-    dest_url: str,
-    *,
-    actor: str,
-    run_id: str,
-    validation_required: bool | None = None,
-) -> DatasetStatus:
-    """Register the dataset if new and mark it ``copying`` (refused while it is cut over)."""
-    state.ensure_dataset(
-        dataset, source_url, dest_url, actor=actor, run_id=run_id, validation_required=validation_required
-    )
-    state.transition(dataset, COPYING, actor=actor, run_id=run_id, evidence={"reason": "migration run"})
-    return state.get(dataset)
-
-
-def record_migration_finished(
-    state: StateStore, dataset: str, summary: dict[str, Any], *, actor: str, run_id: str
-) -> Check | None:
-    """From a migration's ``summary.json`` (Airflow ``summary()`` or ``jobs.run_verify``): copied ->
-    verification check (fingerprint of the inventory verified) -> run record -> base for delta syncs.
-
-    A dry run records nothing but the run. Returns the verification check recorded, if any.
-    """
-    inv = summary.get("inventory") or {}
-    inv_path = inv.get("inventory") or inv.get("path")
-    ok = bool(summary.get("ok"))
-    check = None
-    if not summary.get("dry_run") and inv_path:
-        fp = fingerprint_inventory(inv_path)
-        current = state.get(dataset).state
-        if current == COPYING:
-            state.transition(
-                dataset,
-                COPIED,
-                actor=actor,
-                run_id=run_id,
-                evidence={
-                    "copied": summary.get("copied"),
-                    "skipped": summary.get("skipped"),
-                    "copy_results": summary.get("copy_results", []),
-                },
-            )
-        verify_results = summary.get("verify_results") or (
-            [summary["results"]["path"]] if summary.get("command") == "verify" else []
-        )
-        counts = summary.get("counts") or {}
-        extras = summary.get("extra_objects", counts.get("extra", 0)) or 0
-        details = {
-            "incremental": False,
-            "depth": summary.get("verify_depth") or summary.get("depth"),
-            "objects_verified": summary.get("verified", counts.get("checked")),
-            "matched": summary.get("verified", counts.get("matched")),
-            "extras": extras,
-            "extra_examples": summary.get("extra_examples", [])[:20],
-            "inventory": inv_path,
-            "inventory_sha256": inv.get("sha256"),
-            "objects": inv.get("objects"),
-            "bytes": inv.get("bytes"),
-            "evidence": verify_results,
-            "copy_results": summary.get("copy_results", []),
-            "work_dir": summary.get("work_dir"),
-            "source": summary.get("source"),
-            "destination": summary.get("destination"),
-        }
-        if not ok:
-            problems = [
-                f"{p.get('key') or p.get('name')}: {p.get('problem')} ({p.get('detail')})"
-                for p in (counts.get("problems") or [])[:3]
-            ]
-            if extras:
-                details["reason"] = (
-                    f"{extras} object(s) at the destination have no source (e.g. "
-                    + ", ".join((summary.get("extra_examples") or [])[:3])
-                    + ")"
-                )
-            elif problems:
-                n = sum(int(counts.get(k) or 0) for k in ("missing", "differs", "errors"))
-                details["reason"] = f"{n} object(s) missing or different at the destination: " + "; ".join(problems)
-            else:
-                details["reason"] = (
-                    f"{details['matched']} of {inv.get('objects')} objects verified as matching the source"
-                )
-            details["problems"] = problems
-        check = state.record_check(
-            dataset, "verify", run_id=run_id, ok=ok, source_fingerprint=fp, details=details, actor=actor
-        )
-        state.set_inventory(
-            dataset, path=inv_path, sha256=inv.get("sha256") or "", fingerprint=fp, run_id=run_id, actor=actor
-        )
-    started = _parse_time(summary.get("started"))
-    state.record_run(
-        dataset,
-        run_id,
-        "migrate",
-        actor=actor,
-        ok=ok,
-        started=started,
-        summary={
-            k: summary.get(k)
-            for k in (
-                "copied",
-                "copied_bytes",
-                "skipped",
-                "retried",
-                "verified",
-                "extra_objects",
-                "dry_run",
-                "work_dir",
-                "source",
-                "destination",
-                "provider",
-                "encryption",
-                "params",
-                "tool",
-                "counts",
-            )
-        },
-    )
-    return check
-
-
-def record_validation(
-    state: StateStore,
-    dataset: str,
-    results: list[dict[str, Any]],
-    *,
-    actor: str,
-    run_id: str,
-    source_fingerprint: str | None = None,
-) -> Check:
-    """Record Great Expectations results (one dict per table, from ``validate.validate_table``).
-
-    The fingerprint defaults to the dataset's current source fingerprint (the inventory the run listed):
-    validation reads the source as it is, so it vouches for that state.
-    """
-    fp = source_fingerprint or state.get(dataset).source_fingerprint
-    if not fp:
-        raise PermanentError(
-            f"no source inventory is recorded for {dataset!r}: cannot tie the validation to a source state",
-            hint="record the migration run (its inventory) first",
-        )
-    ok = bool(results) and all(bool(r.get("success")) for r in results)
-    failed = [r.get("table") for r in results if not r.get("success")]
-    details: dict[str, Any] = {"tables": [r.get("table") for r in results], "failed_tables": failed, "results": results}
-    if not results:
-        details["reason"] = "no table was validated"
-    elif failed:
-        details["reason"] = f"tables {', '.join(map(str, failed))} failed"
-    return state.record_check(
-        dataset, "validate", run_id=run_id, ok=ok, source_fingerprint=fp, details=details, actor=actor
-    )
-
-
-def _parse_time(text: Any) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-# -- freeze check -----------------------------------------------------------------------------------------
+# -- 1. freeze check ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FreezeCheck:
     """The source listed again, compared with the state the last verification was taken on."""
@@ -271,47 +93,57 @@ class FreezeCheck:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"changed": self.changed}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FreezeCheck:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
-def freeze_check(
-    state: StateStore, dataset: str, source: Any, src: Location, *, inventory_path: str | Path | None = None
-) -> FreezeCheck:
-    """List the source (into ``inventory_path`` when given) and compare with the last verification."""
+
+def freeze_check(state: StateStore, pair: StorePair, ctx: RunContext, *, attempt: int = 1) -> FreezeCheck:
+    """List the source into freeze-inventory[-N].parquet and compare it with the last verification."""
+    assert ctx.dataset
+    path = ctx.work_dir / ("freeze-inventory.parquet" if attempt == 1 else f"freeze-inventory-{attempt}.parquet")
     fp = Fingerprint()
-    total = [0]
 
     def tee() -> Any:
-        for info in source.list(src.prefix):
+        for info in pair.source.list(pair.src.prefix):
             fp.add_info(info)
-            total[0] += info.size
             yield info
 
-    if inventory_path is not None:
-        from hdh_migrate.transfer.manifest import write_inventory
-
-        write_inventory(tee(), inventory_path)
-    else:
-        for _ in tee():
-            pass
-    last = state.latest_check(dataset, "verify")
-    return FreezeCheck(
+    stats = write_inventory(tee(), path)
+    last = state.latest_check(ctx.dataset, "verify")
+    fz = FreezeCheck(
         fp.value,
-        fp.count,
-        total[0],
-        str(inventory_path) if inventory_path else None,
+        stats.objects,
+        stats.bytes,
+        str(path),
         last.source_fingerprint if last else None,
         last.run_id if last else None,
         last.at.isoformat() if last else None,
     )
+    log.info(
+        "freeze check of %s: %s objects, fingerprint %s; last verification: %s",
+        ctx.dataset,
+        f"{fz.objects:,}",
+        fz.fingerprint,
+        "CHANGED" if fz.changed else "unchanged",
+    )
+    return fz
 
 
-def fingerprint_objects(objects: list[ObjectInfo]) -> str:
-    fp = Fingerprint()
-    for o in objects:
-        fp.add_info(o)
-    return fp.value
+def sync_needed(state: StateStore, dataset: str, fz: FreezeCheck, *, sync: bool) -> bool:
+    """A changed source is synced first, unless the run says not to (it is then refused) or the dataset is
+    already cut over (the sovereign store is authoritative: nothing is copied onto it)."""
+    return sync and fz.changed and state.get(dataset).state != CUT_OVER
 
 
-# -- preflight ------------------------------------------------------------------------------------------
+def sync_changes(
+    state: StateStore, pair: StorePair, ctx: RunContext, options: CopyOptions, *, deletions: str, depth: str
+) -> RunRecord:
+    """The delta sync of a cutover (its evidence under the run's ``delta-sync/`` folder)."""
+    return delta_sync(state, pair, ctx.sub(SYNC_FOLDER), options, deletions=deletions, depth=depth)
+
+
+# -- 2. clearance -----------------------------------------------------------------------------------------
 @dataclass
 class Preflight:
     dataset: str
@@ -360,7 +192,7 @@ def _check_reason(check: Check | None, kind: str, fingerprint: str, hint_missing
 
 
 def preflight(state: StateStore, dataset: str, current_fingerprint: str) -> Preflight:
-    """Every reason the dataset cannot be cut over now (empty: it can)."""
+    """Every reason the dataset cannot be cut over on this source state (empty: it can)."""
     ds = state.get(dataset)
     pf = Preflight(dataset, current_fingerprint, validation_required=ds.validation_required)
     if ds.state == CUT_OVER:
@@ -386,120 +218,112 @@ def preflight(state: StateStore, dataset: str, current_fingerprint: str) -> Pref
     return pf
 
 
-# -- routing documents ----------------------------------------------------------------------------------
-def routing_key(dataset: str) -> str:
-    return f"{ROUTING_PREFIX}{dataset}.json"
+def clearance(state: StateStore, dataset: str, freezes: list[FreezeCheck], *, synced: bool) -> Preflight:
+    """The preflight on the latest listing; a source that changed again after a sync is refused too."""
+    pf = preflight(state, dataset, freezes[-1].fingerprint)
+    if synced and freezes[-1].changed:
+        pf.reasons.append(KEPT_CHANGING)
+    return pf
 
 
-def _sse_headers(dest: S3Store) -> dict[str, str]:
-    """Store-side encryption for hdh-migrate's own documents; never SSE-C, so consumers and auditors can
-    read them without the customer key."""
-    s = dest.settings
-    if s.sse == "aws:kms":
-        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": s.kms_key_id or ""}
-    if s.sse == "AES256":
-        return {"ServerSideEncryption": "AES256"}
-    return {}
+def refuse(
+    state: StateStore,
+    dest: Store,
+    ctx: RunContext,
+    pf: Preflight,
+    freezes: list[FreezeCheck],
+    *,
+    key: bytes,
+    started: datetime,
+) -> CutoverRefusedError:
+    """Record the refusal (ledger, signed refusal report, run) and return the error to raise."""
+    assert ctx.dataset and ctx.actor and ctx.run_id
+    state.append_ledger(
+        kind="cutover_refused",
+        dataset=ctx.dataset,
+        actor=ctx.actor,
+        run_id=ctx.run_id,
+        payload={"reasons": pf.reasons, "fingerprint": pf.fingerprint},
+    )
+    decision = report.Decision(
+        "refused", pf.reasons, pf.fingerprint, pf.verify, pf.validate, [f.to_dict() for f in freezes]
+    )
+    rep = report.produce(
+        state,
+        ctx.dataset,
+        dest,
+        decision,
+        actor=ctx.actor,
+        run_id=ctx.run_id,
+        started=started,
+        work_dir=ctx.work_dir,
+        key=key,
+        prefix=documents.audit_prefix(ctx.dataset, datetime.now(UTC)),
+    )
+    state.record_run(
+        ctx.dataset,
+        ctx.run_id,
+        "cutover",
+        actor=ctx.actor,
+        ok=False,
+        started=started,
+        summary={"outcome": "refused", "reasons": pf.reasons, "report": rep["url"]},
+    )
+    return CutoverRefusedError(ctx.dataset, pf.reasons, report=rep["url"])
 
 
-def put_document(
-    dest: S3Store, key: str, body: bytes, *, content_type: str, lock: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """PUT one small document with Content-MD5 (and Object Lock retention when ``lock`` is given)."""
-    extra: dict[str, Any] = {}
-    if lock:
-        extra = {"ObjectLockMode": lock["mode"], "ObjectLockRetainUntilDate": lock["retain_until_dt"]}
-    with dest._errors("write", key):
-        r = dest.client.put_object(
-            Bucket=dest.container,
-            Key=key,
-            Body=body,
-            ContentType=content_type,
-            ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),
-            **extra,
-            **_sse_headers(dest),
-        )
-    return {
-        "key": key,
-        "url": f"s3://{dest.container}/{key}",
-        "version_id": r.get("VersionId"),
-        "sha256": hashlib.sha256(body).hexdigest(),
-    }
-
-
-def routing_document(
-    ds: DatasetStatus, *, authoritative: str, since: datetime, run_id: str, actor: str, report: str | None
-) -> dict[str, Any]:
-    return {
-        "schema": ROUTING_SCHEMA,
-        "dataset": ds.name,
-        "authoritative": authoritative,
-        "locations": {"azure": ds.source_url, "s3": ds.dest_url},
-        "url": ds.dest_url if authoritative == "s3" else ds.source_url,
-        "since": since.isoformat(timespec="seconds"),
-        "run_id": run_id,
-        "actor": actor,
-        "report": report,
-    }
-
-
-def read_routing(dest: S3Store, dataset: str) -> dict[str, Any] | None:
-    """What a consumer does: read the dataset's routing document (None if it was never cut over)."""
-    key = routing_key(dataset)
-    if dest.head(key) is None:
-        return None
-    with dest._errors("read", key):
-        body = dest.client.get_object(Bucket=dest.container, Key=key)["Body"].read()
-    return json.loads(body)
-
-
-# -- switch and rollback --------------------------------------------------------------------------------
-def audit_prefix(dataset: str, at: datetime) -> str:
-    return f"{AUDIT_PREFIX}{dataset}/{at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}/"
-
-
+# -- 3. switch ------------------------------------------------------------------------------------------
 def switch(
-    state: StateStore, dataset: str, dest: S3Store, *, actor: str, run_id: str, pf: Preflight, report_url: str | None
+    state: StateStore, dest: Store, ctx: RunContext, freezes: list[FreezeCheck], *, synced: bool
 ) -> dict[str, Any]:
-    """The cutover itself: conditional transition + catalog + routing document, atomically."""
+    """The cutover itself: the clearance again (nothing may have moved since), then the conditional
+    transition, the catalog and the routing document, atomically."""
+    assert ctx.dataset and ctx.actor and ctx.run_id
+    dataset = ctx.dataset
+    pf = clearance(state, dataset, freezes, synced=synced)
     if not pf.ok:
         raise CutoverRefusedError(dataset, pf.reasons)
     ds = state.get(dataset)
     at = datetime.now(UTC)
-    doc = routing_document(ds, authoritative="s3", since=at, run_id=run_id, actor=actor, report=report_url)
-    key = routing_key(dataset)
-    routing_url = f"s3://{dest.container}/{key}"
+    prefix = documents.audit_prefix(dataset, at)
+    report_url = documents.document_url(dest, prefix + "report.json")
+    doc = documents.routing_document(
+        ds, authoritative="s3", since=at, run_id=ctx.run_id, actor=ctx.actor, report=report_url
+    )
     written: dict[str, Any] = {}
-
-    def publish() -> None:
-        written.update(put_document(dest, key, json.dumps(doc, indent=2).encode(), content_type="application/json"))
-
-    evidence = {
-        "source_fingerprint": pf.fingerprint,
-        "verify_check": pf.verify.id if pf.verify else None,
-        "verify_run_id": pf.verify.run_id if pf.verify else None,
-        "validate_check": pf.validate.id if pf.validate else None,
-        "validate_run_id": pf.validate.run_id if pf.validate else None,
-        "validation_required": pf.validation_required,
-        "routing": routing_url,
-        "report": report_url,
-    }
+    routing_url = documents.document_url(dest, documents.routing_key(dataset))
     t = state.transition(
         dataset,
         CUT_OVER,
-        actor=actor,
-        run_id=run_id,
-        evidence=evidence,
-        before_commit=publish,
+        actor=ctx.actor,
+        run_id=ctx.run_id,
+        evidence={
+            "source_fingerprint": pf.fingerprint,
+            "verify_check": pf.verify.id if pf.verify else None,
+            "verify_run_id": pf.verify.run_id if pf.verify else None,
+            "validate_check": pf.validate.id if pf.validate else None,
+            "validate_run_id": pf.validate.run_id if pf.validate else None,
+            "validation_required": pf.validation_required,
+            "routing": routing_url,
+            "report": report_url,
+        },
+        before_commit=lambda: written.update(documents.publish_routing(dest, dataset, doc)),
         catalog={
             "authoritative": "s3",
             "authoritative_since": at,
-            "authoritative_run_id": run_id,
+            "authoritative_run_id": ctx.run_id,
             "routing_url": routing_url,
             "report_url": report_url,
         },
     )
-    log.info("%s cut over to %s by %s (run %s); routing document %s", dataset, ds.dest_url, actor, run_id, routing_url)
+    log.info(
+        "%s cut over to %s by %s (run %s); routing document %s",
+        dataset,
+        ds.dest_url,
+        ctx.actor,
+        ctx.run_id,
+        routing_url,
+    )
     return {
         "dataset": dataset,
         "authoritative": "s3",
@@ -510,59 +334,71 @@ def switch(
         "transition_id": t.id,
         "ledger_seq": t.ledger_seq,
         "report": report_url,
+        "prefix": prefix,
+        "fingerprint": pf.fingerprint,
+        "verify_check": pf.verify.id if pf.verify else None,
+        "validate_check": pf.validate.id if pf.validate else None,
+        "freeze": [f.to_dict() for f in freezes],
     }
 
 
-def rollback(
-    state: StateStore, dataset: str, dest: S3Store, *, actor: str, run_id: str, reason: str = ""
+# -- 4. report --------------------------------------------------------------------------------------------
+def report_cutover(
+    state: StateStore, dest: Store, ctx: RunContext, sw: dict[str, Any], *, key: bytes, started: datetime
 ) -> dict[str, Any]:
-    """Point the catalog and the routing document back at Azure; delete nothing."""
-    ds = state.get(dataset)
-    at = datetime.now(UTC)
-    doc = routing_document(ds, authoritative="azure", since=at, run_id=run_id, actor=actor, report=ds.report_url)
-    doc["rolled_back_from"] = {
-        "since": ds.authoritative_since.isoformat() if ds.authoritative_since else None,
-        "run_id": ds.authoritative_run_id,
-    }
-    key = routing_key(dataset)
-
-    def publish() -> None:
-        put_document(dest, key, json.dumps(doc, indent=2).encode(), content_type="application/json")
-
-    t = state.transition(
-        dataset,
-        ROLLED_BACK,
-        actor=actor,
-        run_id=run_id,
-        before_commit=publish,
-        evidence={
-            "reason": reason or "(none given)",
-            "previous_cutover_run": ds.authoritative_run_id,
-            "deleted": "nothing (both copies kept)",
-        },
-        catalog={"authoritative": "azure", "authoritative_since": at, "authoritative_run_id": run_id},
+    """The signed report of a switch (the checks it rested on, by id), and the run recorded."""
+    assert ctx.dataset and ctx.actor and ctx.run_id
+    decision = report.Decision(
+        "cut_over",
+        [],
+        sw["fingerprint"],
+        state.check(sw["verify_check"]) if sw["verify_check"] else None,
+        state.check(sw["validate_check"]) if sw["validate_check"] else None,
+        sw["freeze"],
+        _switch_facts(sw),
+    )
+    rep = report.produce(
+        state,
+        ctx.dataset,
+        dest,
+        decision,
+        actor=ctx.actor,
+        run_id=ctx.run_id,
+        started=started,
+        work_dir=ctx.work_dir,
+        key=key,
+        prefix=sw["prefix"],
     )
     state.record_run(
-        dataset,
-        run_id,
-        "rollback",
-        actor=actor,
+        ctx.dataset,
+        ctx.run_id,
+        "cutover",
+        actor=ctx.actor,
         ok=True,
-        started=at,
-        summary={"reason": reason, "routing": f"s3://{dest.container}/{key}"},
+        started=started,
+        summary={"outcome": "cut_over", "routing": sw["routing"], "report": rep["url"]},
     )
-    return {
-        "dataset": dataset,
-        "authoritative": "azure",
-        "url": ds.source_url,
-        "since": at.isoformat(),
-        "routing": f"s3://{dest.container}/{key}",
-        "transition_id": t.id,
-        "ledger_seq": t.ledger_seq,
-    }
+    log.info("cutover report of %s: %s (local %s)", ctx.dataset, rep["url"], rep["local"])
+    return rep
 
 
-# -- the whole cutover, in one process (the CLI; the DAG runs the same functions as tasks) --------------
+def _switch_facts(sw: dict[str, Any]) -> dict[str, Any]:
+    """What the report says of the switch (the keys the report always had)."""
+    keep = (
+        "dataset",
+        "authoritative",
+        "url",
+        "since",
+        "routing",
+        "routing_version",
+        "transition_id",
+        "ledger_seq",
+        "report",
+    )
+    return {k: sw.get(k) for k in keep}
+
+
+# -- the whole cutover, in sequence (the command line) ---------------------------------------------------
 @dataclass
 class CutoverResult:
     dataset: str
@@ -579,168 +415,108 @@ class CutoverResult:
 
 def run_cutover(
     state: StateStore,
-    dataset: str,
-    source: Any,
-    dest: S3Store,
+    pair: StorePair,
+    ctx: RunContext,
     *,
-    actor: str,
-    run_id: str,
-    work_dir: str | Path,
-    report_key: bytes | None,
+    key: bytes,
     sync: bool = True,
     deletions: str = "report",
     depth: str = "full",
-    options: Any = None,
-    validations: list[dict[str, Any]] | None = None,
-    retention: Any = None,
-    delta: Callable[..., dict[str, Any]] | None = None,
+    options: CopyOptions | None = None,
 ) -> CutoverResult:
-    """Freeze check (sync and re-verify if the source changed), preflight, switch, signed report.
-
-    Refusal raises ``CutoverRefusedError`` after recording it in the ledger and writing a signed refusal
-    report, so "why was this not cut over?" has the same evidence as a cutover.
-    """
-    from hdh_migrate.audit import report as report_mod
-    from hdh_migrate.runs.delta_sync import run_delta_sync
-
-    ds = state.get(dataset)
-    src = parse_location(ds.source_url, expect="azure")
-    dst = parse_location(ds.dest_url, expect="s3")
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
+    """``hdh-migrate cutover``: the DAG's tasks, in sequence. A refusal raises CutoverRefusedError after it
+    was recorded and reported, so "why was this not cut over?" has the same evidence as a cutover."""
+    assert ctx.dataset
     started = datetime.now(UTC)
-    if report_key is None:
-        raise CutoverRefusedError(
-            dataset,
-            [
-                "no report signing key: set HDH_MIGRATE_REPORT_KEY (CLI) or the "
-                "report key Connection (Airflow); a cutover without its signed report "
-                "is not allowed"
-            ],
-        )
-    freezes: list[dict[str, Any]] = []
-    synced: list[dict[str, Any]] = []
-    fz = freeze_check(state, dataset, source, src, inventory_path=work / "freeze-inventory.parquet")
-    freezes.append(fz.to_dict())
-    if fz.changed and sync and ds.state != CUT_OVER:
-        try:
-            synced.append(
-                (delta or run_delta_sync)(
-                    state,
-                    dataset,
-                    source,
-                    dest,
-                    src,
-                    dst,
-                    options=options,
-                    deletions=deletions,
-                    depth=depth,
-                    actor=actor,
-                    run_id=run_id,
-                    work_dir=work / "delta-sync",
-                )
-            )
-        except TransitionRefusedError:
-            raise
-        fz = freeze_check(state, dataset, source, src, inventory_path=work / "freeze-inventory-2.parquet")
-        freezes.append(fz.to_dict())
-    pf = preflight(state, dataset, fz.fingerprint)
-    if fz.changed and sync and len(freezes) > 1 and pf.verify and pf.verify.ok:
-        pf.reasons.append(
-            "the source kept changing during the cutover (it changed again after the delta sync): "
-            "freeze writes at the source, then trigger the cutover again"
-        )
-    at = datetime.now(UTC)
-    prefix = audit_prefix(dataset, at)
-    report_url = f"s3://{dest.container}/{prefix}report.json"
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    freezes = [freeze_check(state, pair, ctx)]
+    synced: list[RunRecord] = []
+    if sync_needed(state, ctx.dataset, freezes[0], sync=sync):
+        synced.append(sync_changes(state, pair, ctx, options or CopyOptions(), deletions=deletions, depth=depth))
+        freezes.append(freeze_check(state, pair, ctx, attempt=2))
+    pf = clearance(state, ctx.dataset, freezes, synced=bool(synced))
     if not pf.ok:
-        state.append_ledger(
-            kind="cutover_refused",
-            dataset=dataset,
-            actor=actor,
-            run_id=run_id,
-            payload={"reasons": pf.reasons, "fingerprint": fz.fingerprint},
-        )
-        rep = report_mod.produce(
-            state,
-            dataset,
-            dest,
-            decision={"outcome": "refused", "reasons": pf.reasons},
-            actor=actor,
-            run_id=run_id,
-            started=started,
-            work_dir=work,
-            key=report_key,
-            prefix=prefix,
-            freeze=freezes,
-            preflight=pf,
-            validations=validations,
-            retention=retention,
-        )
-        state.record_run(
-            dataset,
-            run_id,
-            "cutover",
-            actor=actor,
-            ok=False,
-            started=started,
-            summary={"outcome": "refused", "reasons": pf.reasons, "report": rep["url"]},
-        )
-        raise CutoverRefusedError(dataset, pf.reasons, report=rep["url"])
-    sw = switch(state, dataset, dest, actor=actor, run_id=run_id, pf=pf, report_url=report_url)
-    rep = report_mod.produce(
-        state,
+        raise refuse(state, pair.dest, ctx, pf, freezes, key=key, started=started)
+    sw = switch(state, pair.dest, ctx, freezes, synced=bool(synced))
+    rep = report_cutover(state, pair.dest, ctx, sw, key=key, started=started)
+    return CutoverResult(
+        ctx.dataset, True, [], [f.to_dict() for f in freezes], [_brief(s) for s in synced], _switch_facts(sw), rep
+    )
+
+
+def _brief(s: RunRecord) -> dict[str, Any]:
+    d = s.delta
+    return {
+        "new": d.plan.new if d else None,
+        "changed": d.plan.changed if d else None,
+        "deleted": d.deletions.get("count") if d else None,
+        "ok": s.ok,
+        "work_dir": s.work_dir,
+    }
+
+
+# -- rollback ---------------------------------------------------------------------------------------------
+def rollback(state: StateStore, dest: Store, ctx: RunContext, *, reason: str) -> dict[str, Any]:
+    """Point the catalog and the routing document back at Azure; delete nothing."""
+    assert ctx.dataset and ctx.actor and ctx.run_id
+    dataset = ctx.dataset
+    ds = state.get(dataset)
+    at = datetime.now(UTC)
+    doc = documents.routing_document(
+        ds, authoritative="azure", since=at, run_id=ctx.run_id, actor=ctx.actor, report=ds.report_url
+    )
+    doc["rolled_back_from"] = {
+        "since": ds.authoritative_since.isoformat() if ds.authoritative_since else None,
+        "run_id": ds.authoritative_run_id,
+    }
+    routing_url = documents.document_url(dest, documents.routing_key(dataset))
+    t = state.transition(
         dataset,
-        dest,
-        decision={"outcome": "cut_over", "reasons": [], "switch": sw},
-        actor=actor,
-        run_id=run_id,
-        started=started,
-        work_dir=work,
-        key=report_key,
-        prefix=prefix,
-        freeze=freezes,
-        preflight=pf,
-        validations=validations,
-        retention=retention,
+        ROLLED_BACK,
+        actor=ctx.actor,
+        run_id=ctx.run_id,
+        before_commit=lambda: documents.publish_routing(dest, dataset, doc),
+        evidence={
+            "reason": reason or "(none given)",
+            "previous_cutover_run": ds.authoritative_run_id,
+            "deleted": "nothing (both copies kept)",
+        },
+        catalog={"authoritative": "azure", "authoritative_since": at, "authoritative_run_id": ctx.run_id},
     )
     state.record_run(
         dataset,
-        run_id,
-        "cutover",
-        actor=actor,
+        ctx.run_id,
+        "rollback",
+        actor=ctx.actor,
         ok=True,
-        started=started,
-        summary={"outcome": "cut_over", "routing": sw["routing"], "report": rep["url"]},
+        started=at,
+        summary={"reason": reason, "routing": routing_url},
     )
-    return CutoverResult(dataset, True, [], freezes, [_brief_sync(s) for s in synced], sw, rep)
-
-
-def _brief_sync(s: dict[str, Any]) -> dict[str, Any]:
-    d = s.get("delta", {})
     return {
-        "new": d.get("new"),
-        "changed": d.get("changed"),
-        "deleted": s.get("deleted", {}).get("count"),
-        "ok": s.get("ok"),
-        "work_dir": s.get("work_dir"),
+        "dataset": dataset,
+        "authoritative": "azure",
+        "url": ds.source_url,
+        "since": at.isoformat(),
+        "routing": routing_url,
+        "transition_id": t.id,
+        "ledger_seq": t.ledger_seq,
     }
 
 
 __all__ = [
-    "AUDIT_PREFIX",
-    "ROUTING_PREFIX",
+    "KEPT_CHANGING",
     "CutoverRefusedError",
     "CutoverResult",
     "FreezeCheck",
     "Preflight",
+    "clearance",
     "freeze_check",
     "preflight",
-    "read_routing",
-    "record_migration_finished",
-    "record_migration_started",
-    "record_validation",
+    "refuse",
+    "report_cutover",
     "rollback",
     "run_cutover",
     "switch",
+    "sync_changes",
+    "sync_needed",
 ]

@@ -79,6 +79,12 @@ class VerifySection:
     incremental: bool = False
     base_check_id: int | None = None
     base_run_id: str | None = None
+    #: the evidence of that earlier check, which this one builds on (paths of results files)
+    inherited_evidence: list[str] = field(default_factory=list)
+    inherited_copy_results: list[str] = field(default_factory=list)
+    #: what to do about objects at the destination with no source, when this run knows better than the
+    #: generic advice (the delta sync: they are deletions left there under the 'report' policy)
+    extra_advice: str | None = None
     #: the verification check this recorded in the state database, if any
     check_id: int | None = None
 
@@ -92,10 +98,9 @@ class VerifySection:
         if c.ok:
             return None
         if c.extra:
-            return (
-                f"{c.extra} object(s) at the destination have no source (e.g. "
-                + ", ".join(self.extra_examples[:3])
-                + ")"
+            examples = ", ".join(self.extra_examples[:3])
+            return f"{c.extra} object(s) at the destination have no source (e.g. {examples})" + (
+                f"; {self.extra_advice}" if self.extra_advice else ""
             )
         problems = "; ".join(f"{p['key'] or p['name']}: {p['problem']} ({p['detail']})" for p in c.problems[:3])
         return f"{c.missing} missing, {c.differs} differing, {c.errors} unreadable: {problems}"
