@@ -24,7 +24,7 @@ from hdh_migrate.cli.common import (
     print_json,
     size,
 )
-from hdh_migrate.sizes import human_bytes
+from hdh_migrate.sizes import MiB, human_bytes
 
 
 class _NoPandas:
@@ -185,7 +185,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         validate_processes=args.validate_processes,
         validation_required=not args.no_validation_required,
         shard_max_objects=args.shard_max_objects,
-        params=_params(args),
+        params=_params(args, pair),
     )
     record = run_migration(pair, ctx, options, request, state=open_state(args.db))
     if args.json:
@@ -195,21 +195,24 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK if record.ok else EXIT_FAILED
 
 
-def _params(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's request, recorded as the DAG records its Params."""
-    keep = (
-        "dataset",
-        "source",
-        "destination",
-        "verify",
-        "validate_table",
-        "validate_processes",
-        "dry_run",
-        "shard_max_objects",
-        "workers",
-        "part_size",
-    )
-    return {k: getattr(args, k) for k in keep}
+def _params(args: argparse.Namespace, pair: Any) -> dict[str, Any]:
+    """The run's request in the DAG's Param names, so that a run's record reads the same whichever way it was
+    started (the command line has no Connections: its credentials come from the environment)."""
+    return {
+        "dataset": args.dataset,
+        "source_container": pair.src.container,
+        "source_prefix": pair.src.prefix.rstrip("/") or None,
+        "dest_bucket": pair.dst.container,
+        "dest_prefix": pair.dst.prefix.rstrip("/") or None,
+        "part_size_mib": args.part_size // MiB if args.part_size % MiB == 0 else args.part_size / MiB,
+        "max_parallel": args.workers,
+        "verify": args.verify,
+        "validate_tables": args.validate_table or [],
+        "validate_processes": args.validate_processes,
+        "validation_required": not args.no_validation_required,
+        "shard_max_objects": args.shard_max_objects,
+        "dry_run": args.dry_run,
+    }
 
 
 def _print_migration(s: dict[str, Any]) -> None:
