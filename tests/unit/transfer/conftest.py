@@ -8,7 +8,6 @@ It never stands in for the real servers: tests/integration/transfer runs the eng
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +22,11 @@ from hdh_migrate.transfer.copier import Copier, CopyCounts, CopyOptions
 from hdh_migrate.transfer.manifest import ResultsWriter, read_results
 from hdh_migrate.transfer.verify import VerifyCounts, verify_objects
 
+from ...helpers import payload
+
+__all__ = ["PART", "Pair", "payload"]
+
 PART = 5 * MiB
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 @dataclass

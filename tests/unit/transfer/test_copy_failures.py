@@ -44,7 +44,7 @@ def test_the_budget_comes_back_to_zero_and_never_passes_its_capacity(pair: Pair,
     data = payload(7 * PART, seed=1)
     pair.put("big", data)
     for i in range(10):
-        pair.put(f"small-{i}", payload(PART // 2, seed=i))
+        pair.put(f"small-{i}", payload(PART // 8, seed=i))
     copier = pair.copier(part_size=PART, workers=workers, max_memory=2 * PART)
     try:
         counts = copier.run(pair.listing())
