@@ -88,32 +88,24 @@ class DeltaPlan:
 class _Previous:
     """The previous inventory as sorted hash arrays, plus which entries the new listing saw."""
 
-    def __init__(self, path: str | Path | None) -> None:
-        self.path = path
-        if path is None:
-            self.names = np.zeros(0, dtype=np.uint64)
-            self.versions = np.zeros(0, dtype=np.uint64)
-        else:
-            names: list[np.ndarray] = []
-            versions: list[np.ndarray] = []
-            pf = pq.ParquetFile(path)
-            for b in pf.iter_batches(batch_size=50_000, columns=["name", "etag", "size", "last_modified"]):
-                lm = pc.cast(b.column(3), pa.int64()).to_pylist()
-                names.append(np.fromiter((name_hash(n) for n in b.column(0).to_pylist()), dtype=np.uint64))
-                versions.append(
-                    np.fromiter(
-                        (
-                            version_hash(e, s, m)
-                            for e, s, m in zip(b.column(1).to_pylist(), b.column(2).to_pylist(), lm, strict=True)
-                        ),
-                        dtype=np.uint64,
-                    )
-                )
-            n = np.concatenate(names) if names else np.zeros(0, dtype=np.uint64)
-            v = np.concatenate(versions) if versions else np.zeros(0, dtype=np.uint64)
-            order = np.argsort(n, kind="stable")
-            self.names, self.versions = n[order], v[order]
+    def __init__(self, names: np.ndarray, versions: np.ndarray) -> None:
+        order = np.argsort(names, kind="stable")
+        self.names, self.versions = names[order], versions[order]
         self.seen = np.zeros(len(self.names), dtype=bool)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> _Previous:
+        names: list[np.ndarray] = []
+        versions: list[np.ndarray] = []
+        if path is not None:
+            for b in pq.ParquetFile(path).iter_batches(
+                batch_size=50_000, columns=["name", "etag", "size", "last_modified"]
+            ):
+                names.append(_name_hashes(b.column(0).to_pylist()))
+                lm = pc.cast(b.column(3), pa.int64()).to_pylist()
+                triples = zip(b.column(1).to_pylist(), b.column(2).to_pylist(), lm, strict=True)
+                versions.append(np.fromiter((version_hash(e, s, m) for e, s, m in triples), dtype=np.uint64))
+        return cls(_concat(names), _concat(versions))
 
     def classify(self, info: ObjectInfo) -> str:
         """ "new", "changed" or "unchanged"."""
@@ -130,14 +122,25 @@ class _Previous:
         return np.sort(self.names[~self.seen])
 
 
+def _name_hashes(names: list[str]) -> np.ndarray:
+    return np.fromiter((name_hash(n) for n in names), dtype=np.uint64)
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)
+
+
 class _BatchWriter:
     def __init__(self, path: Path, schema: pa.Schema, rows: int = 5_000) -> None:
         self.path, self.schema, self.rows = path, schema, rows
         self._w = pq.ParquetWriter(path, schema, compression="zstd")
         self._batch: list[dict[str, Any]] = []
+        self.count = self.bytes = 0
 
     def add(self, row: dict[str, Any]) -> None:
         self._batch.append(row)
+        self.count += 1
+        self.bytes += int(row["size"] or 0)
         if len(self._batch) >= self.rows:
             self._w.write_table(pa.Table.from_pylist(self._batch, schema=self.schema))
             self._batch = []
@@ -147,59 +150,73 @@ class _BatchWriter:
         self._w.close()
 
 
+class _Tally:
+    """Objects and bytes per kind of change, counted as the listing streams through."""
+
+    def __init__(self) -> None:
+        self.objects = {"new": 0, "changed": 0, "unchanged": 0}
+        self.bytes = dict.fromkeys(self.objects, 0)
+
+    def add(self, kind: str, size: int) -> None:
+        self.objects[kind] += 1
+        self.bytes[kind] += size
+
+
 def plan_delta(listing: Iterable[ObjectInfo], previous_inventory: str | Path | None, work_dir: str | Path) -> DeltaPlan:
     """List once: write the new full inventory, the new/changed objects, and the deleted ones."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    prev = _Previous(previous_inventory)
-    fp = Fingerprint()
+    prev = _Previous.load(previous_inventory)
+    fp, tally = Fingerprint(), _Tally()
     changes = _BatchWriter(work / "changes.parquet", INVENTORY_SCHEMA)
-    tally = {"new": [0, 0], "changed": [0, 0], "unchanged": [0, 0]}
-
-    def tee() -> Iterator[ObjectInfo]:
-        for info in listing:
-            fp.add_info(info)
-            kind = prev.classify(info)
-            tally[kind][0] += 1
-            tally[kind][1] += info.size
-            if kind != "unchanged":
-                changes.add(inventory_row(info))
-            yield info
-
     try:
-        inv = write_inventory(tee(), work / "inventory.parquet")
+        inv = write_inventory(_classified(listing, prev, fp, tally, changes), work / "inventory.parquet")
     finally:
         changes.close()
-    deleted_hashes = prev.unseen()
-    deleted = _BatchWriter(work / "deleted.parquet", DELETED_SCHEMA)
-    n_del = b_del = 0
-    if len(deleted_hashes) and previous_inventory is not None:
-        for b in pq.ParquetFile(previous_inventory).iter_batches(
-            batch_size=50_000, columns=["name", "size", "etag", "last_modified"]
-        ):
-            hashes = np.fromiter((name_hash(n) for n in b.column(0).to_pylist()), dtype=np.uint64)
-            idx = np.searchsorted(deleted_hashes, hashes)
-            idx[idx >= len(deleted_hashes)] = 0
-            hit = deleted_hashes[idx] == hashes
-            for row in b.filter(pa.array(hit)).to_pylist():
-                deleted.add(row)
-                n_del += 1
-                b_del += int(row["size"] or 0)
-    deleted.close()
+    deleted = _write_deleted(previous_inventory, prev.unseen(), work / "deleted.parquet")
     return DeltaPlan(
         base_inventory=str(previous_inventory) if previous_inventory else None,
         inventory=inv,
         fingerprint=fp.value,
-        changes_path=str(work / "changes.parquet"),
-        new=tally["new"][0],
-        new_bytes=tally["new"][1],
-        changed=tally["changed"][0],
-        changed_bytes=tally["changed"][1],
-        unchanged=tally["unchanged"][0],
-        deleted_path=str(work / "deleted.parquet"),
-        deleted=n_del,
-        deleted_bytes=b_del,
+        changes_path=str(changes.path),
+        new=tally.objects["new"],
+        new_bytes=tally.bytes["new"],
+        changed=tally.objects["changed"],
+        changed_bytes=tally.bytes["changed"],
+        unchanged=tally.objects["unchanged"],
+        deleted_path=str(deleted.path),
+        deleted=deleted.count,
+        deleted_bytes=deleted.bytes,
     )
+
+
+def _classified(
+    listing: Iterable[ObjectInfo], prev: _Previous, fp: Fingerprint, tally: _Tally, changes: _BatchWriter
+) -> Iterator[ObjectInfo]:
+    """The listing, passed on to the new inventory, each object fingerprinted, classified and counted; the
+    new and changed ones written to the changes file."""
+    for info in listing:
+        fp.add_info(info)
+        kind = prev.classify(info)
+        tally.add(kind, info.size)
+        if kind != "unchanged":
+            changes.add(inventory_row(info))
+        yield info
+
+
+def _write_deleted(previous_inventory: str | Path | None, deleted_hashes: np.ndarray, path: Path) -> _BatchWriter:
+    """The previous inventory's rows whose names the listing no longer shows."""
+    deleted = _BatchWriter(path, DELETED_SCHEMA)
+    if len(deleted_hashes) and previous_inventory is not None:
+        columns = ["name", "size", "etag", "last_modified"]
+        for b in pq.ParquetFile(previous_inventory).iter_batches(batch_size=50_000, columns=columns):
+            hashes = _name_hashes(b.column(0).to_pylist())
+            idx = np.searchsorted(deleted_hashes, hashes)
+            idx[idx >= len(deleted_hashes)] = 0
+            for row in b.filter(pa.array(deleted_hashes[idx] == hashes)).to_pylist():
+                deleted.add(row)
+    deleted.close()
+    return deleted
 
 
 __all__ = ["DeltaPlan", "plan_delta"]

@@ -28,32 +28,38 @@ def each_in_threads(
     failure: list[BaseException] = []
     stopped_early = threading.Event()
 
-    def take() -> tuple[bool, T | None]:
+    def take() -> list[T]:
+        """The next item, as a list of one; an empty list when there is nothing more to take."""
         with taking:
             if stop.is_set():
                 stopped_early.set()
-                return False, None
+                return []
             try:
-                return True, next(source)
+                return [next(source)]
             except StopIteration:
-                return False, None
+                return []
             except BaseException as exc:  # the listing or the manifest broke: stop everyone, report it
                 failure.append(exc)
                 stop.set()
-                return False, None
+                return []
 
     def work() -> None:
         try:
-            while True:
-                got, item = take()
-                if not got:
-                    return
-                handle(item)  # type: ignore[arg-type]
+            while item := take():
+                handle(item[0])
         except BaseException as exc:  # pragma: no cover - handlers report their items' errors themselves
             failure.append(exc)
             stop.set()
 
     pool = [threading.Thread(target=work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+    _run(pool, stop)
+    if failure:
+        raise failure[0]
+    return stopped_early.is_set()
+
+
+def _run(pool: list[threading.Thread], stop: threading.Event) -> None:
+    """Start the threads and wait for them; on Ctrl-C, stop the taking and let each finish its item."""
     try:
         for t in pool:
             t.start()
@@ -66,6 +72,3 @@ def each_in_threads(
             if t.ident is not None:
                 t.join()
         raise
-    if failure:
-        raise failure[0]
-    return stopped_early.is_set()

@@ -61,34 +61,40 @@ def plan_shards(
     if max_objects:
         # an operator's cap, still bounded so the shard count stays under max_shards
         object_target = max(max_objects, math.ceil(total_objects / half))
-    byte_target = max(min_bytes, math.ceil(total_bytes / half))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shards: list[Shard] = []
-    rows: list[pa.RecordBatch] = []
-    count = size = 0
-
-    def flush() -> None:
-        nonlocal rows, count, size
-        if not count:
-            return
-        index = len(shards) + 1
-        path = out / f"shard-{index:05d}.parquet"
-        pq.write_table(pa.Table.from_batches(rows, schema=INVENTORY_SCHEMA), path, compression="zstd")
-        shards.append(Shard(index, str(path), count, size))
-        rows, count, size = [], 0, 0
-
+    writer = _ShardWriter(Path(out_dir), object_target, max(min_bytes, math.ceil(total_bytes / half)))
     for batch in pf.iter_batches(batch_size=10_000):
-        sizes = batch.column("size").to_pylist()
+        writer.add(batch)
+    writer.flush()
+    return writer.shards
+
+
+class _ShardWriter:
+    """Rows taken batch by batch; a shard file written each time the rows taken reach a target."""
+
+    def __init__(self, out: Path, object_target: int, byte_target: int) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.out, self.object_target, self.byte_target = out, object_target, byte_target
+        self.shards: list[Shard] = []
+        self._rows: list[pa.RecordBatch] = []
+        self._count = self._size = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
         start = 0
-        for i, s in enumerate(sizes):
-            count += 1
-            size += s
-            if count >= object_target or size >= byte_target:
-                rows.append(batch.slice(start, i + 1 - start))
+        for i, s in enumerate(batch.column("size").to_pylist()):
+            self._count += 1
+            self._size += s
+            if self._count >= self.object_target or self._size >= self.byte_target:
+                self._rows.append(batch.slice(start, i + 1 - start))
                 start = i + 1
-                flush()
+                self.flush()
         if start < batch.num_rows:
-            rows.append(batch.slice(start))
-    flush()
-    return shards
+            self._rows.append(batch.slice(start))
+
+    def flush(self) -> None:
+        if not self._count:
+            return
+        index = len(self.shards) + 1
+        path = self.out / f"shard-{index:05d}.parquet"
+        pq.write_table(pa.Table.from_batches(self._rows, schema=INVENTORY_SCHEMA), path, compression="zstd")
+        self.shards.append(Shard(index, str(path), self._count, self._size))
+        self._rows, self._count, self._size = [], 0, 0

@@ -10,24 +10,25 @@ extra. Verification never writes anything.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from hdh_migrate.errors import ConfigError, HdhMigrateError, InvalidObjectNameError
 from hdh_migrate.locations import Location
 from hdh_migrate.sizes import MiB
-from hdh_migrate.stores.interface import ObjectInfo, Store
-from hdh_migrate.stores.s3 import S3Store
+from hdh_migrate.stores.interface import ObjectInfo, OpenRead, Store, capability
 from hdh_migrate.transfer.checksums import digest_stream
-from hdh_migrate.transfer.copier import META_MD5, META_MULTIPART_ETAG, META_SHA256, META_SOURCE_ETAG, objects_in_flight
 from hdh_migrate.transfer.fanout import each_in_threads
 from hdh_migrate.transfer.keyindex import KeyIndex
 from hdh_migrate.transfer.keys import check_key, is_reserved, relative_name
 from hdh_migrate.transfer.manifest import ResultsWriter
+from hdh_migrate.transfer.options import objects_in_flight
 from hdh_migrate.transfer.progress import Progress
+from hdh_migrate.transfer.provenance import META_MD5, META_MULTIPART_ETAG, META_SHA256, META_SOURCE_ETAG
 
 DEPTHS = ("quick", "full", "both")
 
@@ -53,11 +54,20 @@ class VerifyCounts:
         return asdict(self) | {"ok": self.ok}
 
 
+class Verdict(NamedTuple):
+    """One object's verification: its problem (None when it matches), why, and the hashes compared."""
+
+    problem: str | None = None
+    detail: str | None = None
+    source_sha256: str | None = None  # recorded at the copy, or re-read from the source (depth both)
+    dest_sha256: str | None = None  # re-read from the destination (depths full and both)
+
+
 class Verifier:
     def __init__(
         self,
         source: Store,
-        dest: S3Store,
+        dest: Store,
         src: Location,
         dst: Location,
         *,
@@ -82,6 +92,8 @@ class Verifier:
         self.counts = VerifyCounts(depth=depth)
         self._lock = threading.Lock()
         self._etag_is_md5 = dest.features.etag_is_md5
+        # one GET gives the properties and the bytes where the destination can (no separate HEAD)
+        self._opener: OpenRead | None = capability(dest, "open_read", OpenRead) if dest.features.open_read else None
 
     def run(self, objects: Iterable[ObjectInfo]) -> VerifyCounts:
         """Check every object. As the copier: a fixed set of threads take turns at the objects (small
@@ -97,11 +109,31 @@ class Verifier:
         key: str | None = None
         try:
             key = check_key(self.dst.key_for(relative_name(info.name, self.src.prefix)))
-            problem, detail, src_sha, dst_sha = self.check(info, key)
+            verdict = self.check(info, key)
         except InvalidObjectNameError as exc:
-            problem, detail, src_sha, dst_sha = "rejected_name", str(exc), None, None
+            verdict = Verdict("rejected_name", str(exc))
         except HdhMigrateError as exc:
-            problem, detail, src_sha, dst_sha = "error", str(exc), None, None
+            verdict = Verdict("error", str(exc))
+        self._count(info, key, verdict)
+        if self.progress:
+            skipped = 0 if self.depth != "quick" else info.size
+            self.progress.object_done(skipped_bytes=skipped, failed=verdict.problem is not None)
+        if self.results:
+            self.results.add(
+                name=info.name,
+                key=key,
+                size=info.size,
+                status="ok" if verdict.problem is None else verdict.problem,
+                reason=verdict.detail,
+                source_sha256=verdict.source_sha256,
+                dest_sha256=verdict.dest_sha256,
+                source_etag=info.etag,
+                source_last_modified=info.last_modified,
+                seconds=time.monotonic() - start,
+            )
+
+    def _count(self, info: ObjectInfo, key: str | None, verdict: Verdict) -> None:
+        problem = verdict.problem
         with self._lock:
             c = self.counts
             c.checked += 1
@@ -115,24 +147,9 @@ class Verifier:
             else:
                 c.differs += 1
             if problem and len(c.problems) < self.max_problems:
-                c.problems.append({"name": info.name, "key": key or "", "problem": problem, "detail": detail or ""})
-        if self.progress:
-            self.progress.object_done(
-                skipped_bytes=0 if self.depth != "quick" else info.size, failed=problem is not None
-            )
-        if self.results:
-            self.results.add(
-                name=info.name,
-                key=key,
-                size=info.size,
-                status="ok" if problem is None else problem,
-                reason=detail,
-                source_sha256=src_sha,
-                dest_sha256=dst_sha,
-                source_etag=info.etag,
-                source_last_modified=info.last_modified,
-                seconds=time.monotonic() - start,
-            )
+                c.problems.append(
+                    {"name": info.name, "key": key or "", "problem": problem, "detail": verdict.detail or ""}
+                )
 
     def _read_hash(self, store: Store, name: str, etag: str | None = None) -> str:
         chunks = store.iter_read(name, chunk_size=MiB, etag=etag)
@@ -147,70 +164,85 @@ class Verifier:
                 self.progress.add_bytes(len(chunk))
             yield chunk
 
-    def check(self, info: ObjectInfo, key: str) -> tuple[str | None, str | None, str | None, str | None]:
-        """(problem or None, detail, recorded source SHA-256, destination SHA-256 read back)."""
+    def check(self, info: ObjectInfo, key: str) -> Verdict:
+        """The verdict on one object: quick from its properties, full and both from its bytes as well."""
         if self.depth == "quick":
-            head = self.dest.head(key)
-            return self._judge(info, key, head, None)
-        # full / both: one GET gives the properties and the bytes (no separate HEAD)
-        opened = self.dest.open_read(key, chunk_size=MiB, reuse_buffer=True)  # chunks are hashed at once
+            return self._judge(info, self.dest.head(key), None)
+        opened = self._open(key)
         if opened is None:
-            return self._judge(info, key, None, None)
+            return self._judge(info, None, None)
         head, chunks = opened
         try:
-            return self._judge(info, key, head, chunks)
+            return self._judge(info, head, chunks)
         finally:
-            chunks.close()  # type: ignore[attr-defined]
+            close = getattr(chunks, "close", None)  # a stream not read to its end holds a connection
+            if close is not None:
+                close()
 
-    def _judge(
-        self, info: ObjectInfo, key: str, head: ObjectInfo | None, chunks: Iterator[bytes] | None
-    ) -> tuple[str | None, str | None, str | None, str | None]:
+    def _open(self, key: str) -> tuple[ObjectInfo, Iterator[bytes]] | None:
+        if self._opener is not None:
+            return self._opener.open_read(key, chunk_size=MiB, reuse_buffer=True)  # chunks are hashed at once
+        head = self.dest.head(key)
         if head is None:
-            return "missing", "not at the destination", None, None
+            return None
+        return head, self.dest.iter_read(key, chunk_size=MiB, etag=head.etag)
+
+    def _judge(self, info: ObjectInfo, head: ObjectInfo | None, chunks: Iterator[bytes] | None) -> Verdict:
+        if head is None:
+            return Verdict("missing", "not at the destination")
+        recorded = head.metadata.get(META_SHA256)
+        current = self._source_copied(info, head)
+        if current is None:
+            return Verdict(
+                "stale", "the source changed after it was copied (its etag is not the one recorded)", recorded
+            )
+        wrong = self._recorded_problem(current, head)
+        if wrong is not None:
+            return wrong
+        if chunks is None:
+            return Verdict(None, None, recorded)
+        return self._reread(current, recorded or "", chunks)
+
+    def _source_copied(self, info: ObjectInfo, head: ObjectInfo) -> ObjectInfo | None:
+        """The source object the destination is a copy of: info, or the source as it is now when the listing
+        is older than the copy (a blob rewritten between inventory and copy was copied in its new version);
+        None when the destination records a version the source no longer has (stale)."""
+        copied_from = head.metadata.get(META_SOURCE_ETAG)
+        if not copied_from or copied_from == info.etag:
+            return info
+        now = self.source.head(info.name)
+        return now if now is not None and now.etag == copied_from else None
+
+    def _recorded_problem(self, info: ObjectInfo, head: ObjectInfo) -> Verdict | None:
+        """What the destination's properties and recorded provenance show wrong, without reading a byte."""
         meta = head.metadata
         recorded = meta.get(META_SHA256)
-        copied_from = meta.get(META_SOURCE_ETAG)
-        if copied_from and copied_from != info.etag:
-            # The listing may be older than the copy (a blob rewritten between inventory and copy was copied
-            # in its new version): judge against the source as it is now, not as it was listed.
-            now = self.source.head(info.name)
-            if now is None or now.etag != copied_from:
-                return (
-                    "stale",
-                    "the source changed after it was copied (its etag is not the one recorded)",
-                    recorded,
-                    None,
-                )
-            info = now
         if head.size != info.size:
-            return "size_differs", f"{head.size} bytes at the destination, {info.size} at the source", recorded, None
-        if not copied_from:
-            return "no_hash", "no source version recorded at the destination (not copied by hdh-migrate?)", None, None
+            return Verdict("size_differs", f"{head.size} bytes at the destination, {info.size} at the source", recorded)
+        if not meta.get(META_SOURCE_ETAG):
+            return Verdict("no_hash", "no source version recorded at the destination (not copied by hdh-migrate?)")
         if not recorded:
-            return "no_hash", "no source SHA-256 recorded at the destination (not copied by hdh-migrate?)", None, None
+            return Verdict("no_hash", "no source SHA-256 recorded at the destination (not copied by hdh-migrate?)")
         if self._etag_is_md5 and head.etag not in (meta.get(META_MD5), meta.get(META_MULTIPART_ETAG)):
-            return (
-                "etag_differs",
-                "the destination object was rewritten after the copy (its ETag changed)",
-                recorded,
-                None,
-            )
-        if chunks is None:
-            return None, None, recorded, None
+            why = "the destination object was rewritten after the copy (its ETag changed)"
+            return Verdict("etag_differs", why, recorded)
+        return None
+
+    def _reread(self, info: ObjectInfo, recorded: str, chunks: Iterator[bytes]) -> Verdict:
+        """Depth full: the destination's bytes hashed again; depth both: the source's too, and compared."""
         got = digest_stream(self._counting(chunks), md5=False).sha256
         if got != recorded:
-            return ("hash_differs", f"destination content SHA-256 {got} is not the source's {recorded}", recorded, got)
-        if self.depth == "both":
-            src_hash = self._read_hash(self.source, info.name, etag=info.etag)
-            if src_hash != got:
-                return (
-                    "source_hash_differs",
-                    f"source re-read gives SHA-256 {src_hash}, destination {got}",
-                    src_hash,
-                    got,
-                )
-            return None, None, src_hash, got
-        return None, None, recorded, got
+            return Verdict(
+                "hash_differs", f"destination content SHA-256 {got} is not the source's {recorded}", recorded, got
+            )
+        if self.depth != "both":
+            return Verdict(None, None, recorded, got)
+        src_hash = self._read_hash(self.source, info.name, etag=info.etag)
+        if src_hash != got:
+            return Verdict(
+                "source_hash_differs", f"source re-read gives SHA-256 {src_hash}, destination {got}", src_hash, got
+            )
+        return Verdict(None, None, src_hash, got)
 
 
 class ObjectFeed:
@@ -225,32 +257,29 @@ class ObjectFeed:
     _END = object()
 
     def __init__(self, maxsize: int = 10_000) -> None:
-        import queue
-
-        self._queue: Any = queue.Queue(maxsize)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize)
         self._abandoned = threading.Event()
 
     def put(self, info: ObjectInfo) -> None:
-        import queue
-
-        while not self._abandoned.is_set():
-            try:
-                self._queue.put(info, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        self._offer(info)
 
     def close(self) -> None:
         """No more objects: the iteration ends once the ones already handed over are read."""
-        self.put(self._END)  # type: ignore[arg-type]
+        self._offer(self._END)
+
+    def _offer(self, item: object) -> None:
+        while not self._abandoned.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def abandon(self) -> None:
         """Stop both sides: put does nothing more, and the iteration ends at its next object."""
         self._abandoned.set()
 
     def __iter__(self) -> Iterator[ObjectInfo]:
-        import queue
-
         while True:
             try:
                 item = self._queue.get(timeout=0.5)
@@ -260,10 +289,10 @@ class ObjectFeed:
                 continue
             if item is self._END or self._abandoned.is_set():
                 return
-            yield item
+            yield cast(ObjectInfo, item)
 
 
-def find_extras(dest: S3Store, dst: Location, src: Location, source_objects: Iterable[ObjectInfo]) -> Iterator[str]:
+def find_extras(dest: Store, dst: Location, src: Location, source_objects: Iterable[ObjectInfo]) -> Iterator[str]:
     """Destination keys under the prefix that no source object maps to (see KeyIndex for the method)."""
     expected = KeyIndex(dst.key_for(relative_name(o.name, src.prefix)) for o in source_objects)
     for obj in dest.list(dst.prefix):
@@ -275,7 +304,7 @@ def find_extras(dest: S3Store, dst: Location, src: Location, source_objects: Ite
 
 def verify_objects(
     source: Store,
-    dest: S3Store,
+    dest: Store,
     src: Location,
     dst: Location,
     objects: Iterable[ObjectInfo],

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+from hdh_migrate.locations import parse_location
 from hdh_migrate.sizes import MiB
+from hdh_migrate.stores.memory import MemoryServer
 from hdh_migrate.transfer.budget import ByteBudget, PartBuffers
-from hdh_migrate.transfer.copier import CopyOptions
+from hdh_migrate.transfer.copier import Copier, CopyOptions
 
 
 def test_byte_budget_never_exceeds_capacity_under_contention() -> None:
@@ -40,12 +42,13 @@ def test_part_buffers_are_reused_within_their_keep_and_reserved_out_of_the_budge
     pool.give(bytearray(2048))  # an odd size (a part size grown for a huge object) is never kept
     assert all(len(pool.take(1024)) == 1024 for _ in range(3))
     assert len(PartBuffers(1024, keep=0).take(10)) == 10  # no reuse: no whole-part allocation either
-    from hdh_migrate.stores.interface import Features
-    from hdh_migrate.transfer.copier import Copier
 
-    store = type("Store", (), {"features": Features()})()
-    copier = Copier(store, store, None, None, CopyOptions())  # type: ignore[arg-type]
+
+def test_idle_part_buffers_count_against_max_memory() -> None:
+    azure, s3 = MemoryServer("azure"), MemoryServer("s3")
+    where = parse_location("azure://src/"), parse_location("s3://dst/")
+    copier = Copier(azure.create("src"), s3.create("dst"), *where, CopyOptions())
     try:
-        assert copier.budget.capacity + 8 * 8 * MiB == 512 * MiB  # idle buffers count against --max-memory
+        assert copier.budget.capacity + 8 * 8 * MiB == 512 * MiB  # 8 idle buffers of 8 MiB kept for reuse
     finally:
         copier.close()
