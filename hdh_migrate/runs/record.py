@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hdh_migrate.transfer.changes import DeltaPlan
 from hdh_migrate.transfer.copier import CopyCounts
 from hdh_migrate.transfer.manifest import ManifestStats
 from hdh_migrate.transfer.verify import VerifyCounts
+
+if TYPE_CHECKING:
+    from hdh_migrate.transfer.changes import DeltaPlan
 
 RUN_SCHEMA = "hdh-migrate/run/v1"
 COMMANDS = ("copy", "verify", "migrate", "delta_sync")
@@ -162,6 +164,10 @@ class DeltaSection:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DeltaSection:
+        # the delta planner brings numpy and pyarrow (~0.15 s of import here): a copy or a verification, which
+        # builds a record at every run, never reads a delta sync's back
+        from hdh_migrate.transfer.changes import DeltaPlan
+
         own = {f.name for f in fields(cls)} - {"plan"}
         return cls(plan=DeltaPlan.from_dict(d), **{k: v for k, v in d.items() if k in own})
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from hdh_migrate.errors import ConfigError
 from hdh_migrate.sizes import GiB, human_bytes
-from hdh_migrate.transfer.manifest import INVENTORY_SCHEMA
+from hdh_migrate.transfer.manifest import inventory_schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,10 @@ def plan_shards(
     Targets are chosen so that the two cutting rules together stay under ``max_shards``: each rule alone
     produces at most ``max_shards / 2`` cuts.
     """
+    # pyarrow (~0.15 s with numpy) on first use, as in manifest.py: the copy verb takes a Shard, never a plan
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     if max_shards < 2:
         raise ConfigError("max_shards must be at least 2")
     pf = pq.ParquetFile(inventory)
@@ -91,10 +94,13 @@ class _ShardWriter:
             self._rows.append(batch.slice(start))
 
     def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         if not self._count:
             return
         index = len(self.shards) + 1
         path = self.out / f"shard-{index:05d}.parquet"
-        pq.write_table(pa.Table.from_batches(self._rows, schema=INVENTORY_SCHEMA), path, compression="zstd")
+        pq.write_table(pa.Table.from_batches(self._rows, schema=inventory_schema()), path, compression="zstd")
         self.shards.append(Shard(index, str(path), self._count, self._size))
         self._rows, self._count, self._size = [], 0, 0
