@@ -38,10 +38,10 @@ def store(
         monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
     if request.param.startswith("azure"):
         st = AzureBlobStore(azure_container.settings, azure_container.container)
-        assert (st._direct is None) == request.param.endswith("sdk-only")
+        assert (st.transport == "sdk") == request.param.endswith("sdk-only")
     else:
         st = S3Store(s3_bucket.settings, s3_bucket.container)
-        assert (st._direct is None) == request.param.endswith("sdk-only")
+        assert (st.transport == "sdk") == request.param.endswith("sdk-only")
     return st
 
 
@@ -192,7 +192,7 @@ def test_direct_path_retries_a_store_that_is_briefly_down(rig_env, s3_bucket) ->
     from hdh_migrate.errors import StoreUnavailableError
 
     down = S3Store(s3_settings_from_env(dict(rig_env, AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")), s3_bucket.container)
-    assert down._direct is not None
+    assert down.transport == "direct"
     with pytest.raises(StoreUnavailableError) as exc:
         down.put("k", b"x", md5=hashlib.md5(b"x").digest())
     assert "127.0.0.1:9" in str(exc.value)
@@ -242,7 +242,7 @@ def test_azure_direct_listing_is_the_sdk_listing(azure_container, monkeypatch) -
     monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
     sdk_store = AzureBlobStore(azure_container.settings, azure_container.container)
     sdk_store.page_size = 4
-    assert direct_store._direct is not None and sdk_store._direct is None
+    assert direct_store.transport == "direct" and sdk_store.transport == "sdk"
     direct_list, sdk_list = list(direct_store.list("t/")), list(sdk_store.list("t/"))
     assert sorted(o.name for o in direct_list) == sorted(names)
     assert direct_list == sdk_list
@@ -263,7 +263,7 @@ def test_azure_direct_head_is_the_sdk_head(azure_container, monkeypatch) -> None
     direct_store = AzureBlobStore(azure_container.settings, azure_container.container)
     monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
     sdk_store = AzureBlobStore(azure_container.settings, azure_container.container)
-    assert direct_store._direct is not None and sdk_store._direct is None
+    assert direct_store.transport == "direct" and sdk_store.transport == "sdk"
     for name in ("h/ü é.bin", "h/plain"):
         assert direct_store.head(name) == sdk_store.head(name)
     assert direct_store.head("h/ü é.bin").metadata == {"Origin": "snds", "hdi_isfolder": "x"}
@@ -283,7 +283,7 @@ def test_s3_direct_control_plane_is_boto3s(s3_bucket, monkeypatch) -> None:
     monkeypatch.setenv("HDH_DIRECT_HTTP", "0")
     sdk_store = S3Store(s3_bucket.settings, s3_bucket.container)
     sdk_store.page_size = 4
-    assert direct_store._direct is not None and sdk_store._direct is None
+    assert direct_store.transport == "direct" and sdk_store.transport == "sdk"
     direct_list = list(direct_store.list("t/"))
     assert sorted(o.name for o in direct_list) == sorted(names)
     assert direct_list == list(sdk_store.list("t/"))
@@ -294,7 +294,7 @@ def test_s3_direct_control_plane_is_boto3s(s3_bucket, monkeypatch) -> None:
     for upload_id, key in uploads.items():
         direct_store.abort_multipart(key, upload_id)
     assert list(direct_store.list_multipart_uploads("t/")) == []
-    assert direct_store._client_obj is None  # everything above went through the direct path
+    assert not direct_store._sdk.built  # everything above went through the direct path
 
 
 def test_s3_direct_multipart_and_metadata_rewrite(s3_bucket) -> None:
@@ -326,7 +326,7 @@ def test_s3_direct_multipart_and_metadata_rewrite(s3_bucket) -> None:
     assert type(exc.value).__module__.startswith("hdh_migrate")  # typed, not a raw parser or HTTP error
     st.abort_multipart("mp/bad", upload)
     st.abort_multipart("mp/bad", upload)  # twice: an upload already gone is not an error
-    assert st._client_obj is None
+    assert not st._sdk.built
 
 
 def test_source_with_a_read_list_sas_only(rig_env, azure_container) -> None:
@@ -334,7 +334,7 @@ def test_source_with_a_read_list_sas_only(rig_env, azure_container) -> None:
     signature is a credentials error, not a crash."""
     from datetime import UTC, datetime, timedelta
 
-    from hdh_migrate.stores.azure_endpoint import DEVSTORE_KEY, container_sas, resolve
+    from hdh_migrate.stores.azure.endpoint import DEVSTORE_KEY, container_sas, resolve
     from hdh_migrate.stores.settings import AzureSettings, Secret
 
     azure_container.put("s/one.bin", b"sovereign", content_type="text/plain")
@@ -349,7 +349,7 @@ def test_source_with_a_read_list_sas_only(rig_env, azure_container) -> None:
     )
     url = resolve(azure_container.settings).account_url
     st = AzureBlobStore(AzureSettings(account_url=url, sas_token=Secret("?" + sas)), azure_container.container)
-    assert st._direct is not None
+    assert st.transport == "direct"
     st.check_access()
     st.check_access("s/")
     st.check_access("nothing/here/")  # an empty prefix is not an error: there is just nothing to copy
