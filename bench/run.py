@@ -513,10 +513,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     rig.up(quiet=True)
     conn = rig.env()["AZURE_STORAGE_CONNECTION_STRING"]
-    from hdh_migrate.stores import S3Store
+    from hdh_migrate.stores import S3Store, open_store
     from hdh_migrate.stores.settings import s3_settings_from_env
 
-    S3Store(s3_settings_from_env(rig.env()), tools.BUCKET).create_bucket()
+    bucket = open_store(f"s3://{tools.BUCKET}/", s3=s3_settings_from_env(rig.env()))
+    assert isinstance(bucket, S3Store)
+    bucket.create_bucket()
     tools.ensure_rclone(log)
     wanted = [shapes.SHAPES["warm"], picked["large"], picked["small"]] + ([picked["huge"]] if do_huge else []) \
         + ([multipart] if do_multipart else [])

@@ -163,10 +163,12 @@ def _hdh(proto: str | None) -> list[str]:
 
 def _bucket_client():  # type: ignore[no-untyped-def]
     """A botocore client on the rig's S3 store (the bench bucket's admin key)."""
-    from hdh_migrate.stores import S3Store
+    from hdh_migrate.stores import S3Store, open_store
     from hdh_migrate.stores.settings import s3_settings_from_env
 
-    return S3Store(s3_settings_from_env(rig.env()), BUCKET).client
+    store = open_store(f"s3://{BUCKET}/", s3=s3_settings_from_env(rig.env()))
+    assert isinstance(store, S3Store)
+    return store.client
 
 
 def _objects(client, prefix: str = "") -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]

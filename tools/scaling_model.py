@@ -318,8 +318,7 @@ def measure(out_path: Path, *, large_objects: int = 16, large_mib: int = 128, sm
     import uuid
 
     from hdh_migrate.dev import airflow_celery, rig
-    from hdh_migrate.stores import AzureBlobStore, S3Store
-    from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
+    from hdh_migrate.stores import AzureBlobStore, S3Store, open_store
 
     def say(m: str) -> None:
         print(m, file=sys.stderr, flush=True)
@@ -327,8 +326,8 @@ def measure(out_path: Path, *, large_objects: int = 16, large_mib: int = 128, sm
     rig.up(quiet=True)
     os.environ.update(rig.env())
     tag = uuid.uuid4().hex[:8]
-    src = AzureBlobStore(azure_settings_from_env(), f"scale-src-{tag}")
-    dst = S3Store(s3_settings_from_env(), f"scale-dst-{tag}")
+    src, dst = open_store(f"azure://scale-src-{tag}/"), open_store(f"s3://scale-dst-{tag}/")
+    assert isinstance(src, AzureBlobStore) and isinstance(dst, S3Store)
     src.create_container()
     dst.create_bucket()
     home = Path(tempfile.mkdtemp(prefix="hdh-scaling-"))

@@ -75,10 +75,11 @@ def seed_available(env: dict[str, str]) -> bool:
 def _listing(container: str, prefix: str) -> dict[str, int]:
     """{name: size} under azure://container/prefix on the rig; creates the container if missing."""
     from hdh_migrate.errors import ContainerNotFoundError
-    from hdh_migrate.stores import AzureBlobStore
+    from hdh_migrate.stores import AzureBlobStore, open_store
     from hdh_migrate.stores.settings import azure_settings_from_env
 
-    store = AzureBlobStore(azure_settings_from_env(rig.env()), container)
+    store = open_store(f"azure://{container}/", azure=azure_settings_from_env(rig.env()))
+    assert isinstance(store, AzureBlobStore)  # create_container is the rig's, not the Store interface's
     try:
         store.check_access()
     except ContainerNotFoundError:

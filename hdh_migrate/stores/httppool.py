@@ -256,12 +256,6 @@ class Connections:
         conn.request(method, target, body=body, headers=dict(headers))
         return conn.getresponse()
 
-    def clear(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for _, conn in idle:
-            conn.close()
-
 
 def fill(r: Answer, into: memoryview) -> None:
     """Read a body of exactly len(into) bytes from the socket into the caller's buffer.

@@ -60,6 +60,9 @@ class Features:
     part_checksum: str = "md5"
     #: the store keeps the Content-MD5 given when an object is written and reports it (Azure)
     keeps_content_md5: bool = False
+    #: a listing carries each object's content type, Content-MD5 and user metadata, as a HEAD does (Azure);
+    #: without it (S3) a listing gives name, size, ETag and date only
+    list_metadata: bool = False
     #: S3's multipart limits, as the provider enforces them
     max_parts: int = 10_000
 

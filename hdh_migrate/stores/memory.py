@@ -29,6 +29,7 @@ from hdh_migrate.errors import (
     BucketNotFoundError,
     ContainerNotFoundError,
     CorruptedTransferError,
+    CredentialsError,
     HdhMigrateError,
     ObjectNotFoundError,
     SourceChangedError,
@@ -87,6 +88,7 @@ class MemoryServer:
         part_checksum: str = "md5",
         etag_is_md5: bool = True,
         object_lock: bool = False,
+        secret: str = "memory-secret",
     ) -> None:
         if kind not in ("azure", "s3"):
             raise ValueError(kind)
@@ -100,8 +102,10 @@ class MemoryServer:
             etag_is_md5=kind == "s3" and etag_is_md5,
             part_checksum=part_checksum,
             keeps_content_md5=kind == "azure",
+            list_metadata=kind == "azure",
         )
         self.object_lock_enabled = object_lock
+        self.secret = secret  # what a store must be opened with (open's secret=None: this one)
         self.containers: dict[str, dict[str, _Object]] = {}
         self.uploads: dict[str, dict[str, _Upload]] = {}
         self.lock = threading.RLock()
@@ -114,13 +118,12 @@ class MemoryServer:
             self.uploads.setdefault(container, {})
         return self.open(container)
 
-    def open(self, container: str) -> MemoryStore:
-        return MemoryStore(self, container)
+    def open(self, container: str, *, secret: str | None = None) -> MemoryStore:
+        """A store on container; with another secret than the server's, every request is refused."""
+        return MemoryStore(self, container, secret=secret)
 
     # -- test hooks -------------------------------------------------------------------------------------
-    def inject(
-        self, op: str, error: Callable[[], HdhMigrateError], *, name: str | None = None, times: int = 1
-    ) -> None:
+    def inject(self, op: str, error: Callable[[], HdhMigrateError], *, name: str | None = None, times: int = 1) -> None:
         """The next ``times`` requests ``op`` (``read``, ``put``, ``upload_part``, ``head``, ``list``...) on
         ``name`` (any name when None) fail with ``error()``."""
         with self.lock:
@@ -148,16 +151,26 @@ class MemoryStore:
 
     page_size = 1000
 
-    def __init__(self, server: MemoryServer, container: str) -> None:
+    def __init__(self, server: MemoryServer, container: str, *, secret: str | None = None) -> None:
         self.server = server
         self.kind = server.kind
         self.container = container
         self.features = server.features
+        self._refused = secret is not None and secret != server.secret
 
     def describe(self) -> str:
         return f"memory ({self.kind})"
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _request(self, op: str, name: str | None) -> None:
+        """Count the request and fail it as an injected fault says; refused credentials first, as a server."""
+        if self._refused:
+            raise CredentialsError(
+                f"{self.describe()} refused the credentials for {self.kind}://{self.container}",
+                hint="check the secret the store was opened with",
+            )
+        self.server._request(op, name)
+
     def _objects(self) -> dict[str, _Object]:
         objects = self.server.containers.get(self.container)
         if objects is None:
@@ -209,39 +222,53 @@ class MemoryStore:
             **kw,
         )
 
-    @staticmethod
     def _check_integrity(
-        where: str, data: bytes | memoryview, md5: bytes | None, sha256: bytes | None, crc: bytes | None = None
-    ) -> None:
-        sums = (
-            (md5, lambda: hashlib.md5(data, usedforsecurity=False).digest()),
-            (sha256, lambda: hashlib.sha256(data).digest()),
-            (crc, lambda: _crc32c(data)),
-        )
-        for sent, actual in sums:
-            if sent is not None and sent != actual():
-                raise CorruptedTransferError(f"the store rejected the bytes sent for {where}: checksum mismatch")
+        self, where: str, data: bytes | memoryview, md5: bytes | None, sha256: bytes | None, crc: bytes | None = None
+    ) -> tuple[str, bytes] | None:
+        """The one checksum the real store receives, checked against data: as the S3 store picks it, the
+        provider's part checksum when given, else MD5 (Azure: MD5 only). Returns (algorithm, value), or None
+        when none was given."""
+        algo = self.features.part_checksum if self.kind == "s3" else "md5"
+        sent = {"sha256": sha256, "crc32c": crc}.get(algo)
+        if sent is None:
+            algo, sent = "md5", md5
+        if sent is None:
+            return None
+        hashers = {
+            "md5": lambda: hashlib.md5(data, usedforsecurity=False).digest(),
+            "sha256": lambda: hashlib.sha256(data).digest(),
+            "crc32c": lambda: _crc32c(data),
+        }
+        if sent != hashers[algo]():
+            raise CorruptedTransferError(f"the store rejected the bytes sent for {where}: checksum mismatch")
+        return algo, sent
 
     # -- the core ---------------------------------------------------------------------------------------
     def check_access(self, prefix: str = "") -> None:
-        self.server._request("check_access", None)
+        self._request("check_access", None)
         with self.server.lock:
             self._objects()
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         marker = ""
         while True:
-            self.server._request("list", None)
+            self._request("list", None)
             with self.server.lock:
                 names = sorted(n for n in self._objects() if n.startswith(prefix) and n > marker)[: self.page_size]
-                page = [self._objects()[n].info(n) for n in names]
+                page = [self._listed(n, self._objects()[n]) for n in names]
             yield from page
             if len(names) < self.page_size:
                 return
             marker = names[-1]
 
+    def _listed(self, name: str, obj: _Object) -> ObjectInfo:
+        """What a listing says of an object: all a HEAD says (Azure), or name, size, ETag and date (S3)."""
+        if self.features.list_metadata:
+            return obj.info(name)
+        return ObjectInfo(name, len(obj.data), obj.etag, obj.last_modified)
+
     def head(self, name: str) -> ObjectInfo | None:
-        self.server._request("head", name)
+        self._request("head", name)
         with self.server.lock:
             obj = self._objects().get(name)
             return obj.info(name) if obj is not None else None
@@ -249,7 +276,7 @@ class MemoryStore:
     def read_range(self, name: str, offset: int, length: int, *, etag: str | None = None) -> bytes:
         if length == 0:
             return b""
-        self.server._request("read", name)
+        self._request("read", name)
         with self.server.lock:
             return self._pinned(name, etag).data[offset : offset + length]
 
@@ -262,7 +289,7 @@ class MemoryStore:
         into[:] = data
 
     def iter_read(self, name: str, *, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
-        self.server._request("read", name)
+        self._request("read", name)
         with self.server.lock:
             data = self._pinned(name, etag).data
         for offset in range(0, len(data), chunk_size):
@@ -271,7 +298,7 @@ class MemoryStore:
     def open_read(
         self, name: str, *, chunk_size: int, reuse_buffer: bool = False
     ) -> tuple[ObjectInfo, Iterator[bytes]] | None:
-        self.server._request("read", name)
+        self._request("read", name)
         with self.server.lock:
             obj = self._objects().get(name)
             if obj is None:
@@ -289,7 +316,7 @@ class MemoryStore:
         md5: bytes | None = None,
         sha256: bytes | None = None,
     ) -> PutResult:
-        self.server._request("put", name)
+        self._request("put", name)
         data = bytes(data)
         self._check_integrity(f"{self.kind}://{self.container}/{name}", data, md5, sha256)
         keep_md5 = md5 if self.features.keeps_content_md5 else None
@@ -297,7 +324,7 @@ class MemoryStore:
             return self._store(name, self._new(data, content_type, metadata, content_md5=keep_md5))
 
     def delete(self, name: str) -> None:
-        self.server._request("delete", name)
+        self._request("delete", name)
         with self.server.lock:
             obj = self._get(name)
             if obj.retain_until is not None and obj.retain_until > datetime.now(UTC):
@@ -306,7 +333,7 @@ class MemoryStore:
 
     # -- multipart ----------------------------------------------------------------------------------------
     def start_multipart(self, name: str, *, content_type: str | None, metadata: dict[str, str]) -> str:
-        self.server._request("start_multipart", name)
+        self._request("start_multipart", name)
         upload_id = uuid.uuid4().hex
         with self.server.lock:
             self._objects()
@@ -332,25 +359,28 @@ class MemoryStore:
         sha256: bytes | None = None,
         crc32c: bytes | None = None,
     ) -> dict[str, Any]:
-        self.server._request("upload_part", name)
-        self._check_integrity(f"part {number} of {name}", data, md5, sha256, crc32c)
+        self._request("upload_part", name)
+        sent = self._check_integrity(f"part {number} of {name}", data, md5, sha256, crc32c)
+        if sent is None:
+            raise ValueError(f"part {number} of {name}: no checksum for part_checksum={self.features.part_checksum}")
         body = bytes(data)
         with self.server.lock:
             self._upload(name, upload_id).parts[number] = body
         part: dict[str, Any] = {"PartNumber": number, "ETag": f'"{hashlib.md5(body).hexdigest()}"'}
-        if sha256 is not None:
-            part["ChecksumSHA256"] = base64.b64encode(sha256).decode()
-        if crc32c is not None:
-            part["ChecksumCRC32C"] = base64.b64encode(crc32c).decode()
+        algo, value = sent
+        if algo != "md5":  # what completing the upload must repeat, as the S3 store returns it
+            part[{"sha256": "ChecksumSHA256", "crc32c": "ChecksumCRC32C"}[algo]] = base64.b64encode(value).decode()
         return part
 
     def complete_multipart(self, name: str, upload_id: str, parts: list[dict[str, Any]]) -> PutResult:
-        self.server._request("complete_multipart", name)
+        self._request("complete_multipart", name)
         with self.server.lock:
             up = self._upload(name, upload_id)
             numbers = [int(p["PartNumber"]) for p in parts]
-            if numbers != sorted(numbers) or any(n not in up.parts for n in numbers):
-                raise CorruptedTransferError(f"complete of {name}: parts {numbers} are not the ones stored")
+            stored = {n: f'"{hashlib.md5(b).hexdigest()}"' for n, b in up.parts.items()}
+            if numbers != sorted(numbers) or any(stored.get(int(p["PartNumber"])) != p["ETag"] for p in parts):
+                # S3 answers InvalidPart (400), which the S3 store reports as a plain HdhMigrateError
+                raise HdhMigrateError(f"S3 error while trying to complete the multipart upload of {name}: InvalidPart")
             md5s = [hashlib.md5(up.parts[n]).digest() for n in numbers]
             etag = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(numbers)}"
             obj = self._new(b"".join(up.parts[n] for n in numbers), up.content_type, up.metadata, etag=etag)
@@ -358,17 +388,19 @@ class MemoryStore:
             return self._store(name, obj)
 
     def abort_multipart(self, name: str, upload_id: str) -> None:
-        self.server._request("abort_multipart", name)
+        self._request("abort_multipart", name)
         with self.server.lock:
             self.server.uploads.get(self.container, {}).pop(upload_id, None)
 
     def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]:
+        self._request("list_multipart_uploads", None)
         with self.server.lock:
             self._objects()
             found = [(u.key, uid, u.initiated) for uid, u in self.server.uploads[self.container].items()]
         yield from sorted(f for f in found if f[0].startswith(prefix))
 
     def list_parts(self, name: str, upload_id: str) -> list[dict[str, Any]]:
+        self._request("list_parts", name)
         with self.server.lock:
             up = self._upload(name, upload_id)
             return [
@@ -378,7 +410,7 @@ class MemoryStore:
 
     def replace_metadata(self, name: str, *, size: int, content_type: str | None, metadata: dict[str, str]) -> None:
         """As S3's in-place copy: the bytes and ETag stay, content type and metadata are replaced."""
-        self.server._request("replace_metadata", name)
+        self._request("replace_metadata", name)
         with self.server.lock:
             obj = self._get(name)
             self._objects()[name] = replace(obj, content_type=content_type, metadata=self._meta(metadata))
@@ -387,12 +419,12 @@ class MemoryStore:
     def put_document(
         self, name: str, body: bytes, *, content_type: str, retain_until: datetime | None = None, lock_mode: str = ""
     ) -> PutResult:
-        self.server._request("put", name)
+        self._request("put", name)
         with self.server.lock:
             return self._store(name, self._new(bytes(body), content_type, {}, retain_until=retain_until))
 
     def read_document(self, name: str) -> bytes | None:
-        self.server._request("read", name)
+        self._request("read", name)
         with self.server.lock:
             obj = self._objects().get(name)
             return obj.data if obj is not None else None

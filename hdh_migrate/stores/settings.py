@@ -119,6 +119,8 @@ class S3Settings:
     #: plain-http endpoints behave the same (documented botocore option ``payload_signing_enabled``).
     payload_signing: bool = False
     max_copy_object_size: int = 5 * 1024**3
+    #: the most parts a multipart upload may have (S3's limit; a provider profile may say fewer)
+    max_parts: int = 10_000
     #: server-side encryption: none, sse-c (customer key), aws:kms (key id), AES256 (store-managed)
     sse: str = "none"
     sse_c_key: Secret | None = field(default=None, repr=False)

@@ -12,7 +12,7 @@ def test_container_sas_is_the_one_the_sdk_signs() -> None:
 
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-    from hdh_migrate.stores.azure_endpoint import DEVSTORE_KEY, container_sas
+    from hdh_migrate.stores.azure.endpoint import DEVSTORE_KEY, container_sas
 
     start = datetime(2026, 11, 24, 9, 45, tzinfo=UTC)
     for container in ("hdh-source", "c0ntainer-with-digits"):
@@ -33,7 +33,7 @@ def test_container_sas_is_the_one_the_sdk_signs() -> None:
 def test_pinned_azure_api_version_is_one_the_sdk_speaks() -> None:
     from azure.storage.blob._serialize import _SUPPORTED_API_VERSIONS
 
-    from hdh_migrate.stores.azure_endpoint import API_VERSION
+    from hdh_migrate.stores.azure.endpoint import API_VERSION
 
     assert API_VERSION in _SUPPORTED_API_VERSIONS
 
@@ -62,7 +62,7 @@ def test_azure_endpoint_resolves_as_the_sdk_does(settings: dict[str, str]) -> No
     """The direct path finds the container URL, the account and the credential the SDK would use."""
     from azure.storage.blob import BlobServiceClient
 
-    from hdh_migrate.stores.azure_endpoint import resolve
+    from hdh_migrate.stores.azure.endpoint import resolve
     from hdh_migrate.stores.settings import AzureSettings
 
     ours = resolve(AzureSettings(**{k: v if k == "account_url" else Secret(v) for k, v in settings.items()}))
@@ -83,7 +83,7 @@ def test_azure_endpoint_resolves_as_the_sdk_does(settings: dict[str, str]) -> No
 
 
 def test_azure_endpoint_leaves_entra_id_to_the_sdk() -> None:
-    from hdh_migrate.stores.azure_endpoint import resolve
+    from hdh_migrate.stores.azure.endpoint import resolve
     from hdh_migrate.stores.settings import AzureSettings
 
     assert resolve(AzureSettings(account_url="https://hdhprod.blob.core.windows.net")) is None

@@ -1,7 +1,7 @@
 """Where an Azure container lives and how to sign for it, without importing the Azure SDK.
 
 Why: the SDK's import alone (azure-core, its aiohttp transport, the generated models) costs ~0.2 s of CPU
-in every command and every Airflow task, while the direct data path (stores/direct.py) needs only a URL,
+in every command and every Airflow task, while the direct data path (stores/azure/direct.py) needs only a URL,
 an account name and key, and a read/list container SAS. This module resolves those from the same settings
 the SDK takes, with the SDK's own rules (``parse_connection_str``, ``StorageAccountHostsMixin``), and
 signs the SAS with the service-SAS string-to-sign the SDK uses; tests compare both with the SDK's answers.

@@ -1,4 +1,4 @@
-"""The direct path's keep-alive connections (stores/connections.py) against small real servers on loopback
+"""The direct path's keep-alive connections (stores/httppool.py) against small real servers on loopback
 that misbehave on purpose: a server closing idle connections, one closing a connection just as a request
 arrives, a body shorter or longer than announced, and TLS with and without the right CA."""
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from hdh_migrate.errors import StoreUnavailableError
-from hdh_migrate.stores import httppool as connections
+from hdh_migrate.stores import httppool
+from hdh_migrate.stores.direct import send
 from hdh_migrate.stores.httppool import BodyLengthError, Connections, fill
-from hdh_migrate.stores.transport import send
 
 
 def _answer(body: bytes, length: int | None = None) -> bytes:
@@ -130,7 +130,7 @@ def test_a_reused_connection_closed_as_the_request_arrives_is_retried_once(serve
             conn.sendall(_answer(b"again"))
 
     srv = serve(closes_on_second_request)
-    monkeypatch.setattr(connections, "_dropped", lambda sock: False)  # the idle check cannot see this race
+    monkeypatch.setattr(httppool, "_dropped", lambda sock: False)  # the idle check cannot see this race
     pool = Connections(f"http://127.0.0.1:{srv.port}", maxsize=2)
     assert pool.request("PUT", "/k", body=b"payload", headers={}).data == b"first"
     assert pool.request("PUT", "/k", body=memoryview(b"payload"), headers={}).data == b"first"
@@ -228,12 +228,12 @@ def test_header_parsing_is_http_clients(block: bytes) -> None:
         def makefile(self, mode: str) -> io.BufferedReader:
             return io.BufferedReader(io.BytesIO(b"HTTP/1.1 200 OK\r\n" + block + b"hello"))
 
-    theirs, ours = http.client.HTTPResponse(Sock(), method="GET"), connections._Response(Sock(), method="GET")
+    theirs, ours = http.client.HTTPResponse(Sock(), method="GET"), httppool._Response(Sock(), method="GET")
     theirs.begin()
     ours.begin()
     assert ours.headers.items() == theirs.headers.items()
     if b'"0x8DC"' in block:  # the ordinary block takes the quick path (the odd ones the standard parser)
-        assert isinstance(ours.headers, connections.Headers)
+        assert isinstance(ours.headers, httppool.Headers)
     for name in ("content-length", "ETAG", "x-amz-meta-a", "X-Folded", "x-empty", "x-spaces", "missing", "x-latin1"):
         assert ours.headers.get(name) == theirs.headers.get(name)
         assert ours.headers[name] == theirs.headers[name]
