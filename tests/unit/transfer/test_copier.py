@@ -202,18 +202,24 @@ def test_a_missing_bucket_stops_the_run_even_without_a_head_request(pair: Pair) 
         pair.copy(dest_index=KeyIndex(()))
 
 
+def _md5(data: bytes | bytearray) -> bytes:
+    return hashlib.md5(data).digest()
+
+
 def test_a_resumed_upload_reuses_only_the_parts_that_match_the_source(pair: Pair) -> None:
     """Beyond rclone (its issue #87): a killed copy's parts are reused, but only those holding the right bytes."""
     data = payload(4 * PART, seed=22)
     pair.put("obj", data, md5=False)
     other = pair.dest.start_multipart("copy/obj", content_type=None, metadata={})  # an older, emptier leftover
-    pair.dest.upload_part("copy/obj", other, 1, data[:PART], md5=None)
+    pair.dest.upload_part("copy/obj", other, 1, data[:PART], md5=_md5(data[:PART]))
     upload = pair.dest.start_multipart("copy/obj", content_type=None, metadata={})
     bad = bytearray(data[:PART])
     bad[100] ^= 1
-    pair.dest.upload_part("copy/obj", upload, 1, bytes(bad), md5=None)  # same size, other bytes
-    pair.dest.upload_part("copy/obj", upload, 2, data[PART : 2 * PART], md5=None)  # the right bytes
-    pair.dest.upload_part("copy/obj", upload, 3, data[2 * PART : 2 * PART + 10], md5=None)  # wrong size
+    pair.dest.upload_part("copy/obj", upload, 1, bytes(bad), md5=_md5(bad))  # same size, other bytes
+    right = data[PART : 2 * PART]
+    pair.dest.upload_part("copy/obj", upload, 2, right, md5=_md5(right))  # the right bytes
+    short = data[2 * PART : 2 * PART + 10]
+    pair.dest.upload_part("copy/obj", upload, 3, short, md5=_md5(short))  # wrong size
     sent = pair.s3.requests["upload_part"]
     counts = pair.copy(part_size=PART)
     assert (counts.copied, counts.resumed_parts, counts.resumed_bytes) == (1, 1, PART)
