@@ -188,71 +188,66 @@ def verify_ledger(conn: Connection, *, anchors: Iterable[tuple[int, str]] = ()) 
     ``anchors`` are (seq, hash) pairs recorded elsewhere (signed reports): each must still be in the
     ledger with that hash, which detects records removed from the end of the chain.
     """
-    expected_seq = 1
-    prev = GENESIS
+    rows = list(conn.execute(sa.select(LEDGER).order_by(LEDGER.c.seq)))
     # hash -> seq of every record seen: tells "reordered" (the link points at a record that exists
     # elsewhere) from "removed" (it points at nothing). 64 bytes per record: fine for a ledger of state
     # changes and runs (thousands to a few million records).
-    position: dict[str, int] = {}
-    rows = list(conn.execute(sa.select(LEDGER).order_by(LEDGER.c.seq)))
-    for r in rows:
-        position[str(r.hash)] = int(r.seq)
-    count = 0
-    last_seq: int | None = None
-    for r in rows:
-        count += 1
-        seq = int(r.seq)
-        computed = record_hash(
-            at=r.at,
-            kind=r.kind,
-            dataset=r.dataset,
-            actor=r.actor,
-            run_id=r.run_id,
-            payload=r.payload,
-            prev_hash=r.prev_hash,
-        )
-        if computed != r.hash:
-            return _broken(
-                count,
-                last_seq,
-                prev,
-                seq,
-                f"record {seq} was edited: its content no longer matches its hash "
-                f"(recorded {r.hash[:16]}..., computed {computed[:16]}...)",
-            )
-        if seq != expected_seq:
-            missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq} to {seq - 1}"
-            return _broken(
-                count,
-                last_seq,
-                prev,
-                expected_seq,
-                f"record(s) {missing} are missing: removed from the ledger (next present is {seq})",
-            )
-        if r.prev_hash != prev:
-            linked = position.get(str(r.prev_hash))
-            if linked is not None:
-                why = f"record {seq} links to record {linked}, not to the record before it: records were reordered"
-            else:
-                why = (
-                    f"record {seq} links to a record that is not in the ledger: the record before it was "
-                    "removed or replaced"
-                )
-            return _broken(count, last_seq, prev, seq, why)
-        prev = str(r.hash)
-        last_seq = seq
-        expected_seq += 1
+    position = {str(r.hash): int(r.seq) for r in rows}
+    prev, last_seq = GENESIS, None
+    for count, r in enumerate(rows, start=1):
+        why = _link_problem(r, count, prev, position)
+        if why is not None:
+            seq, reason = why
+            return _broken(count, last_seq, prev, seq, reason)
+        prev, last_seq = str(r.hash), int(r.seq)
+    head = prev if last_seq else None
     for a_seq, a_hash in anchors:
-        at = position.get(a_hash)
-        if at != a_seq:
-            why = (
-                f"record {a_seq} (hash {a_hash[:16]}..., recorded in a signed report) is not in the ledger: "
-                "records were removed from its end"
-                if at is None
-                else f"the record with the anchored hash is at seq {at}, not {a_seq}"
-            )
-            return LedgerVerdict(False, count, last_seq, prev if last_seq else None, a_seq, why)
-    return LedgerVerdict(True, count, last_seq, prev if last_seq else None)
+        why = _anchor_problem(a_seq, a_hash, position)
+        if why is not None:
+            return LedgerVerdict(False, len(rows), last_seq, head, a_seq, why)
+    return LedgerVerdict(True, len(rows), last_seq, head)
+
+
+def _link_problem(r: Any, expected_seq: int, prev: str, position: dict[str, int]) -> tuple[int, str] | None:
+    """(the seq at fault, why) when a record is not the one the chain expects next, else None."""
+    seq = int(r.seq)
+    computed = record_hash(
+        at=r.at,
+        kind=r.kind,
+        dataset=r.dataset,
+        actor=r.actor,
+        run_id=r.run_id,
+        payload=r.payload,
+        prev_hash=r.prev_hash,
+    )
+    if computed != r.hash:
+        return seq, (
+            f"record {seq} was edited: its content no longer matches its hash "
+            f"(recorded {r.hash[:16]}..., computed {computed[:16]}...)"
+        )
+    if seq != expected_seq:
+        missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq} to {seq - 1}"
+        return expected_seq, f"record(s) {missing} are missing: removed from the ledger (next present is {seq})"
+    if r.prev_hash == prev:
+        return None
+    linked = position.get(str(r.prev_hash))
+    if linked is not None:
+        return seq, f"record {seq} links to record {linked}, not to the record before it: records were reordered"
+    return seq, (
+        f"record {seq} links to a record that is not in the ledger: the record before it was removed or replaced"
+    )
+
+
+def _anchor_problem(seq: int, hash_: str, position: dict[str, int]) -> str | None:
+    at = position.get(hash_)
+    if at == seq:
+        return None
+    if at is None:
+        return (
+            f"record {seq} (hash {hash_[:16]}..., recorded in a signed report) is not in the ledger: records were "
+            "removed from its end"
+        )
+    return f"the record with the anchored hash is at seq {at}, not {seq}"
 
 
 def _broken(count: int, last_seq: int | None, prev: str, seq: int, reason: str) -> LedgerVerdict:

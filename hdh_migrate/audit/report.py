@@ -210,19 +210,11 @@ def collect(
     finished = datetime.now(UTC)
     head = state.ledger_head()
     facts = capability(dest, "documents", DocumentWriter).report_facts()
-    validations = list(decision.validate.details.get("results") or []) if decision.validate else []
     return {
         "schema": REPORT_SCHEMA,
         "dataset": dataset,
         "generated_at": finished.isoformat(timespec="seconds"),
-        "decision": {
-            "outcome": decision.outcome,
-            "reasons": decision.reasons,
-            "by": actor,
-            "run_id": run_id,
-            "at": finished.isoformat(timespec="seconds"),
-            "switch": decision.switch,
-        },
+        "decision": _decision(decision, actor, run_id, finished),
         "source": {"url": ds.source_url, "store": "Azure Blob Storage"},
         "destination": {
             "url": ds.dest_url,
@@ -230,27 +222,16 @@ def collect(
             "provider": facts["provider"],
             "endpoint": facts["endpoint"],
         },
-        "catalog": {
-            "authoritative": ds.authoritative,
-            "since": ds.authoritative_since.isoformat() if ds.authoritative_since else None,
-            "routing": ds.routing_url,
-            "state": ds.state,
-        },
+        "catalog": _catalog(ds),
         "runs": [*_runs(state, dataset), _this_run(run_id, actor, started, finished, decision)],
         "history": _history(state, dataset),
         "code_version": code_version(),
         "config_hash": "sha256:" + hashlib.sha256(canonical(config).encode()).hexdigest(),
         "config": config,
         "counts": _counts(vd, evidence),
-        "checks": {
-            "freeze": decision.freeze,
-            "source_fingerprint": decision.fingerprint,
-            "verify": _check_summary(decision.verify),
-            "validate": _check_summary(decision.validate, drop=("results",)),
-            "validation_required": ds.validation_required,
-        },
+        "checks": _checks(decision, ds.validation_required),
         "integrity": _integrity(vd, evidence),
-        "validation": [safe_validation(v) for v in validations],
+        "validation": [safe_validation(v) for v in _validations(decision.validate)],
         "encryption": facts["encryption"],
         "exceptions": {
             "retries": evidence["retries"],
@@ -262,6 +243,41 @@ def collect(
         "ledger": {"head_seq": head[0] if head else None, "head_hash": head[1] if head else None},
         "_evidence_files": {"evidence_parquet": evidence["parquet"], "evidence_csv": evidence["csv"]},
     }
+
+
+def _decision(decision: Decision, actor: str, run_id: str, at: datetime) -> dict[str, Any]:
+    return {
+        "outcome": decision.outcome,
+        "reasons": decision.reasons,
+        "by": actor,
+        "run_id": run_id,
+        "at": at.isoformat(timespec="seconds"),
+        "switch": decision.switch,
+    }
+
+
+def _catalog(ds: DatasetStatus) -> dict[str, Any]:
+    return {
+        "authoritative": ds.authoritative,
+        "since": ds.authoritative_since.isoformat() if ds.authoritative_since else None,
+        "routing": ds.routing_url,
+        "state": ds.state,
+    }
+
+
+def _checks(decision: Decision, validation_required: bool) -> dict[str, Any]:
+    return {
+        "freeze": decision.freeze,
+        "source_fingerprint": decision.fingerprint,
+        "verify": _check_summary(decision.verify),
+        "validate": _check_summary(decision.validate, drop=("results",)),
+        "validation_required": validation_required,
+    }
+
+
+def _validations(check: Check | None) -> list[dict[str, Any]]:
+    """The tables' results the validation check recorded (made safe for the report by safe_validation)."""
+    return list(check.details.get("results") or []) if check else []
 
 
 def _config(state: StateStore, ds: DatasetStatus, dest: Store, verify: Check | None) -> dict[str, Any]:

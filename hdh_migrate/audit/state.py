@@ -19,7 +19,7 @@ kept on the dataset row, changed only by the cut_over and rolled_back transition
 
 from __future__ import annotations
 
-import getpass
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -49,6 +49,7 @@ from hdh_migrate.audit.lifecycle import (
 )
 from hdh_migrate.errors import ConfigError, PermanentError
 from hdh_migrate.home import state_home
+from hdh_migrate.locations import parse_location
 
 metadata = sa.MetaData()
 
@@ -151,16 +152,6 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def default_actor() -> str:
-    """Who runs a command line: $HDH_MIGRATE_ACTOR, else the login name (never empty)."""
-    if os.environ.get("HDH_MIGRATE_ACTOR"):
-        return os.environ["HDH_MIGRATE_ACTOR"]
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
 
 
 @dataclass(frozen=True)
@@ -370,72 +361,16 @@ class StateStore:
         history never describes two different copies. ``validation_required`` (default True: HDH datasets
         are tabular) says whether cutover needs a passing Great Expectations check; changing it is recorded.
         """
-        from hdh_migrate.locations import parse_location
-
         parse_location(source_url, expect="azure")
         parse_location(dest_url, expect="s3")
+        by = _Who(actor, run_id)
         with self.begin() as conn:
             row = conn.execute(sa.select(DATASETS).where(DATASETS.c.name == name)).first()
             if row is None:
-                t = now()
                 required = True if validation_required is None else validation_required
-                rec = ledger_mod.append(
-                    conn,
-                    kind="dataset_registered",
-                    dataset=name,
-                    actor=actor,
-                    run_id=run_id,
-                    payload={"source_url": source_url, "dest_url": dest_url, "validation_required": required},
-                )
-                conn.execute(
-                    DATASETS.insert().values(
-                        name=name,
-                        source_url=source_url,
-                        dest_url=dest_url,
-                        state=PLANNED,
-                        validation_required=required,
-                        authoritative="azure",
-                        created_at=t,
-                        updated_at=t,
-                    )
-                )
-                conn.execute(
-                    TRANSITIONS.insert().values(
-                        dataset=name,
-                        from_state="",
-                        to_state=PLANNED,
-                        at=t,
-                        actor=actor,
-                        run_id=run_id,
-                        evidence={"registered": True},
-                        ledger_seq=rec.seq,
-                    )
-                )
+                _register(conn, name, source_url, dest_url, required, by)
             else:
-                ds = _dataset(row)
-                if (ds.source_url.rstrip("/"), ds.dest_url.rstrip("/")) != (
-                    source_url.rstrip("/"),
-                    dest_url.rstrip("/"),
-                ):
-                    raise ConfigError(
-                        f"dataset {name!r} is registered with {ds.source_url} -> {ds.dest_url}, not "
-                        f"{source_url} -> {dest_url}",
-                        hint="a dataset keeps its locations for its whole history; use another dataset name",
-                    )
-                if validation_required is not None and validation_required != ds.validation_required:
-                    ledger_mod.append(
-                        conn,
-                        kind="validation_requirement_changed",
-                        dataset=name,
-                        actor=actor,
-                        run_id=run_id,
-                        payload={"validation_required": validation_required, "was": ds.validation_required},
-                    )
-                    conn.execute(
-                        DATASETS.update()
-                        .where(DATASETS.c.name == name)
-                        .values(validation_required=validation_required, updated_at=now())
-                    )
+                _check_registration(conn, _dataset(row), source_url, dest_url, validation_required, by)
         return self.get(name)
 
     def get(self, name: str) -> DatasetStatus:
@@ -477,51 +412,20 @@ class StateStore:
         """
         if to not in ALLOWED:
             raise ConfigError(f"{to!r} is not a state a dataset can be moved to", hint=f"one of {', '.join(ALLOWED)}")
-        allowed = ALLOWED[to]
         evidence = evidence or {}
-        # SELECT ... FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): a racing
-        # transaction waits for the winner's commit and then reads, and reports, the state it left.
         with self.begin() as conn:
-            row = conn.execute(sa.select(DATASETS.c.state).where(DATASETS.c.name == name).with_for_update()).first()
-            if row is None:
-                raise _unknown(name, self.url)
-            current = str(row.state)  # type: ignore[union-attr]
+            current = _locked_state(conn, name, self.url)
             t = now()
             values: dict[str, Any] = {"state": to, "updated_at": t, **(catalog or {})}
             res = conn.execute(
-                DATASETS.update().where(DATASETS.c.name == name, DATASETS.c.state.in_(allowed)).values(**values)
+                DATASETS.update().where(DATASETS.c.name == name, DATASETS.c.state.in_(ALLOWED[to])).values(**values)
             )
             if res.rowcount != 1:  # (defensive: the row lock above already made the state current)
-                raise TransitionRefusedError(
-                    f"dataset {name!r} cannot go to {to!r}: it is {current!r}, and {to!r} is only allowed from "
-                    f"{', '.join(allowed)}",
-                    hint=_refusal_hint(current, to),
-                    current=current,
-                    allowed=allowed,
-                )
-            rec = ledger_mod.append(
-                conn,
-                kind="transition",
-                dataset=name,
-                actor=actor,
-                run_id=run_id,
-                payload={"from": current, "to": to, "evidence": evidence, "catalog": catalog or {}},
-            )
-            res = conn.execute(
-                TRANSITIONS.insert().values(
-                    dataset=name,
-                    from_state=current,
-                    to_state=to,
-                    at=t,
-                    actor=actor,
-                    run_id=run_id,
-                    evidence=_jsonable(evidence),
-                    ledger_seq=rec.seq,
-                )
-            )
+                raise _refused(name, current, to)
+            ledger_evidence = {"evidence": evidence, "catalog": catalog or {}}
+            tid, rec = _write_transition(conn, name, current, to, t, _Who(actor, run_id), ledger_evidence, evidence)
             if before_commit is not None:
                 before_commit()
-            tid = int(res.inserted_primary_key[0])
         return Transition(tid, name, current, to, t, actor, run_id, _jsonable(evidence), rec.seq)
 
     def history(self, name: str) -> list[Transition]:
@@ -553,20 +457,14 @@ class StateStore:
         """
         if kind not in CHECK_KINDS:
             raise ConfigError(f"check kind {kind!r} is not one of {CHECK_KINDS}")
-        advance = {"verify": (COPIED, VERIFIED), "validate": (VERIFIED, VALIDATED)}[kind]
+        by = _Who(actor, run_id)
         with self.begin() as conn:
-            row = conn.execute(sa.select(DATASETS.c.state).where(DATASETS.c.name == name).with_for_update()).first()
-            if row is None:
-                raise _unknown(name, self.url)
+            current = _locked_state(conn, name, self.url)
             t = now()
             details = _jsonable(details)
+            payload = {"ok": ok, "source_fingerprint": source_fingerprint, "details": details}
             rec = ledger_mod.append(
-                conn,
-                kind=f"check_{kind}",
-                dataset=name,
-                actor=actor,
-                run_id=run_id,
-                payload={"ok": ok, "source_fingerprint": source_fingerprint, "details": details},
+                conn, kind=f"check_{kind}", dataset=name, actor=actor, run_id=run_id, payload=payload
             )
             res = conn.execute(
                 CHECKS.insert().values(
@@ -582,39 +480,8 @@ class StateStore:
                 )
             )
             cid = int(res.inserted_primary_key[0])
-            current = str(row.state)  # type: ignore[union-attr]
-            if ok and current == advance[0]:
-                upd = conn.execute(
-                    DATASETS.update()
-                    .where(DATASETS.c.name == name, DATASETS.c.state == advance[0])
-                    .values(state=advance[1], updated_at=t)
-                )
-                if upd.rowcount == 1:
-                    trec = ledger_mod.append(
-                        conn,
-                        kind="transition",
-                        dataset=name,
-                        actor=actor,
-                        run_id=run_id,
-                        payload={
-                            "from": advance[0],
-                            "to": advance[1],
-                            "evidence": {"check_id": cid, "kind": kind},
-                            "catalog": {},
-                        },
-                    )
-                    conn.execute(
-                        TRANSITIONS.insert().values(
-                            dataset=name,
-                            from_state=advance[0],
-                            to_state=advance[1],
-                            at=t,
-                            actor=actor,
-                            run_id=run_id,
-                            evidence={"check_id": cid, "kind": kind, "source_fingerprint": source_fingerprint},
-                            ledger_seq=trec.seq,
-                        )
-                    )
+            if ok:
+                _advance(conn, name, current, kind, {"check_id": cid, "kind": kind}, source_fingerprint, t, by)
         return Check(cid, name, kind, run_id, t, ok, source_fingerprint, actor, details, rec.seq)
 
     def check(self, check_id: int) -> Check:
@@ -747,10 +614,148 @@ def _unknown(name: str, url: str) -> UnknownDatasetError:
     )
 
 
+@dataclass(frozen=True)
+class _Who:
+    """Who makes a change, and in which run: every ledger record and history row carries both."""
+
+    actor: str
+    run_id: str | None
+
+
+def _locked_state(conn: Connection, name: str, url: str) -> str:
+    """The dataset's state, its row locked until the transaction ends.
+
+    SELECT ... FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): a racing transaction
+    waits for the winner's commit and then reads, and reports, the state it left."""
+    row = conn.execute(sa.select(DATASETS.c.state).where(DATASETS.c.name == name).with_for_update()).first()
+    if row is None:
+        raise _unknown(name, url)
+    return str(row.state)
+
+
+def _write_transition(
+    conn: Connection,
+    name: str,
+    current: str,
+    to: str,
+    at: datetime,
+    by: _Who,
+    ledger_evidence: dict[str, Any],
+    evidence: dict[str, Any],
+) -> tuple[int, ledger_mod.LedgerRecord]:
+    """The history row of a transition and its ledger record (``{from, to, evidence, catalog}``)."""
+    payload = {"from": current, "to": to, **ledger_evidence}
+    rec = ledger_mod.append(conn, kind="transition", dataset=name, actor=by.actor, run_id=by.run_id, payload=payload)
+    res = conn.execute(
+        TRANSITIONS.insert().values(
+            dataset=name,
+            from_state=current,
+            to_state=to,
+            at=at,
+            actor=by.actor,
+            run_id=by.run_id,
+            evidence=_jsonable(evidence),
+            ledger_seq=rec.seq,
+        )
+    )
+    return int(res.inserted_primary_key[0]), rec
+
+
+def _advance(
+    conn: Connection,
+    name: str,
+    current: str,
+    kind: str,
+    evidence: dict[str, Any],
+    fingerprint: str,
+    at: datetime,
+    by: _Who,
+) -> None:
+    """A passing check moves the dataset one state on (copied -> verified, verified -> validated)."""
+    before, after = {"verify": (COPIED, VERIFIED), "validate": (VERIFIED, VALIDATED)}[kind]
+    if current != before:
+        return
+    upd = conn.execute(
+        DATASETS.update().where(DATASETS.c.name == name, DATASETS.c.state == before).values(state=after, updated_at=at)
+    )
+    if upd.rowcount == 1:
+        ledger_evidence = {"evidence": evidence, "catalog": {}}
+        _write_transition(
+            conn, name, before, after, at, by, ledger_evidence, evidence | {"source_fingerprint": fingerprint}
+        )
+
+
+def _register(conn: Connection, name: str, source_url: str, dest_url: str, required: bool, by: _Who) -> None:
+    """A new dataset: planned, Azure authoritative; its registration is the first ledger record about it."""
+    t = now()
+    payload = {"source_url": source_url, "dest_url": dest_url, "validation_required": required}
+    rec = ledger_mod.append(
+        conn, kind="dataset_registered", dataset=name, actor=by.actor, run_id=by.run_id, payload=payload
+    )
+    conn.execute(
+        DATASETS.insert().values(
+            name=name,
+            source_url=source_url,
+            dest_url=dest_url,
+            state=PLANNED,
+            validation_required=required,
+            authoritative="azure",
+            created_at=t,
+            updated_at=t,
+        )
+    )
+    conn.execute(
+        TRANSITIONS.insert().values(
+            dataset=name,
+            from_state="",
+            to_state=PLANNED,
+            at=t,
+            actor=by.actor,
+            run_id=by.run_id,
+            evidence={"registered": True},
+            ledger_seq=rec.seq,
+        )
+    )
+
+
+def _check_registration(
+    conn: Connection, ds: DatasetStatus, source_url: str, dest_url: str, required: bool | None, by: _Who
+) -> None:
+    """An existing dataset keeps its locations; a changed validation requirement is recorded."""
+    if (ds.source_url.rstrip("/"), ds.dest_url.rstrip("/")) != (source_url.rstrip("/"), dest_url.rstrip("/")):
+        raise ConfigError(
+            f"dataset {ds.name!r} is registered with {ds.source_url} -> {ds.dest_url}, not {source_url} -> {dest_url}",
+            hint="a dataset keeps its locations for its whole history; use another dataset name",
+        )
+    if required is None or required == ds.validation_required:
+        return
+    payload = {"validation_required": required, "was": ds.validation_required}
+    ledger_mod.append(
+        conn,
+        kind="validation_requirement_changed",
+        dataset=ds.name,
+        actor=by.actor,
+        run_id=by.run_id,
+        payload=payload,
+    )
+    conn.execute(
+        DATASETS.update().where(DATASETS.c.name == ds.name).values(validation_required=required, updated_at=now())
+    )
+
+
+def _refused(name: str, current: str, to: str) -> TransitionRefusedError:
+    allowed = ALLOWED[to]
+    return TransitionRefusedError(
+        f"dataset {name!r} cannot go to {to!r}: it is {current!r}, and {to!r} is only allowed from "
+        f"{', '.join(allowed)}",
+        hint=_refusal_hint(current, to),
+        current=current,
+        allowed=allowed,
+    )
+
+
 def _jsonable(obj: Any) -> Any:
     """JSON-safe copy (datetimes as ISO text): what is stored is exactly what was hashed in the ledger."""
-    import json
-
     return json.loads(ledger_mod.canonical(obj))
 
 
@@ -809,7 +814,6 @@ __all__ = [
     "Transition",
     "TransitionRefusedError",
     "UnknownDatasetError",
-    "default_actor",
     "default_url",
     "open_state",
 ]

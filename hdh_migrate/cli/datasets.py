@@ -21,51 +21,67 @@ from hdh_migrate.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, db_option, 
 # -- status ------------------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     from hdh_migrate.audit.state import open_state
-    from hdh_migrate.runs.cutover import preflight
 
     state = open_state(args.db)
-    rows = state.status(args.dataset)
     if not args.dataset:
-        if args.json:
-            print_json([d.to_dict() for d in rows])
-            return EXIT_OK
-        if not rows:
-            print(f"no dataset in {state.url} yet")
-            return EXIT_OK
-        print(f"{'DATASET':<28} {'STATE':<12} {'AUTHORITATIVE':<13} {'UPDATED (UTC)':<20} SOURCE -> DESTINATION")
-        for d in rows:
-            print(
-                f"{d.name:<28} {d.state:<12} {d.authoritative:<13} {d.updated_at:%Y-%m-%d %H:%M:%S}  "
-                f"{d.source_url} -> {d.dest_url}"
-            )
+        return _print_datasets(state, args.json)
+    return _print_dataset(state, state.get(args.dataset), args.json)
+
+
+def _print_datasets(state: Any, as_json: bool) -> int:
+    rows = state.status()
+    if as_json:
+        print_json([d.to_dict() for d in rows])
         return EXIT_OK
-    d = rows[0]
-    fp = d.source_fingerprint or ""
-    pf = preflight(state, d.name, fp)
+    if not rows:
+        print(f"no dataset in {state.url} yet")
+        return EXIT_OK
+    print(f"{'DATASET':<28} {'STATE':<12} {'AUTHORITATIVE':<13} {'UPDATED (UTC)':<20} SOURCE -> DESTINATION")
+    for d in rows:
+        print(
+            f"{d.name:<28} {d.state:<12} {d.authoritative:<13} {d.updated_at:%Y-%m-%d %H:%M:%S}  "
+            f"{d.source_url} -> {d.dest_url}"
+        )
+    return EXIT_OK
+
+
+def _print_dataset(state: Any, d: Any, as_json: bool) -> int:
+    from hdh_migrate.runs.clearance import preflight
+
+    pf = preflight(state, d.name, d.source_fingerprint or "")
+    checks = {k: state.latest_check(d.name, k) for k in ("verify", "validate")}
     history = state.history(d.name)
-    if args.json:
+    if as_json:
         print_json(
             {
                 "dataset": d.to_dict(),
                 "history": [t.to_dict() for t in history],
-                "checks": {
-                    k: (c.to_dict() if (c := state.latest_check(d.name, k)) else None) for k in ("verify", "validate")
-                },
+                "checks": {k: c.to_dict() if c else None for k, c in checks.items()},
                 "cutover_ready_on_last_inventory": pf.ok,
                 "reasons": pf.reasons,
             }
         )
         return EXIT_OK
+    _print_catalog(d)
+    for kind, c in checks.items():
+        verdict = f"{'PASS' if c.ok else 'FAIL'} on run {c.run_id} at {c.at:%Y-%m-%d %H:%M:%S} UTC" if c else None
+        print(f"{kind:<14} {verdict or 'none recorded'}")
+    ready = "ready (on the last recorded inventory; the cutover lists the source again)"
+    print(f"cutover        {ready if pf.ok else 'not ready:'}")
+    for r in pf.reasons:
+        print(f"  - {r}")
+    print("history")
+    for t in history:
+        run = f"  run {t.run_id}" if t.run_id else ""
+        print(f"  {t.at:%Y-%m-%d %H:%M:%S} UTC  {t.from_state or '(new)':>11} -> {t.to_state:<11} by {t.actor}{run}")
+    return EXIT_OK
+
+
+def _print_catalog(d: Any) -> None:
+    since = f" since {d.authoritative_since:%Y-%m-%d %H:%M:%S} UTC (run {d.authoritative_run_id})"
     print(f"dataset        {d.name}")
     print(f"state          {d.state}")
-    print(
-        f"authoritative  {d.authoritative}"
-        + (
-            f" since {d.authoritative_since:%Y-%m-%d %H:%M:%S} UTC (run {d.authoritative_run_id})"
-            if d.authoritative_since
-            else ""
-        )
-    )
+    print(f"authoritative  {d.authoritative}" + (since if d.authoritative_since else ""))
     print(f"source         {d.source_url}")
     print(f"destination    {d.dest_url}")
     if d.routing_url:
@@ -74,29 +90,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"report         {d.report_url}")
     print(f"validation     {'required' if d.validation_required else 'not required'}")
     print(f"last inventory {d.inventory_path or '-'} ({d.source_fingerprint or 'no fingerprint'})")
-    for kind in ("verify", "validate"):
-        c = state.latest_check(d.name, kind)
-        print(
-            f"{kind:<14} "
-            + (
-                f"{'PASS' if c.ok else 'FAIL'} on run {c.run_id} at {c.at:%Y-%m-%d %H:%M:%S} UTC"
-                if c
-                else "none recorded"
-            )
-        )
-    print(
-        "cutover        "
-        + ("ready (on the last recorded inventory; the cutover lists the source again)" if pf.ok else "not ready:")
-    )
-    for r in pf.reasons:
-        print(f"  - {r}")
-    print("history")
-    for t in history:
-        print(
-            f"  {t.at:%Y-%m-%d %H:%M:%S} UTC  {t.from_state or '(new)':>11} -> {t.to_state:<11} by {t.actor}"
-            + (f"  run {t.run_id}" if t.run_id else "")
-        )
-    return EXIT_OK
 
 
 # -- cutover / rollback -------------------------------------------------------------------------------
@@ -114,9 +107,10 @@ def _run_context(args: argparse.Namespace, kind: str) -> Any:
 
 
 def cmd_cutover(args: argparse.Namespace) -> int:
-    from hdh_migrate.audit.signing import key_from_env
+    from hdh_migrate.audit.signing import KEY_ENV, key_from_env
     from hdh_migrate.audit.state import open_state
-    from hdh_migrate.runs.cutover import CutoverRefusedError, run_cutover
+    from hdh_migrate.runs.clearance import CutoverRefusedError
+    from hdh_migrate.runs.cutover import run_cutover
     from hdh_migrate.runs.pair import open_pair
     from hdh_migrate.transfer.copier import CopyOptions
 
@@ -126,9 +120,9 @@ def cmd_cutover(args: argparse.Namespace) -> int:
     pair = open_pair(ds.source_url, ds.dest_url, workers=args.workers)
     pair.check_access()
     try:
-        key = key_from_env(args.key_env)
+        key = key_from_env(args.key_env or KEY_ENV)
         if not key:
-            raise CutoverRefusedError(args.dataset, [NO_KEY.format(var=args.key_env)])
+            raise CutoverRefusedError(args.dataset, [NO_KEY.format(var=args.key_env or KEY_ENV)])
         result = run_cutover(
             state,
             pair,
@@ -267,13 +261,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_report_verify(args: argparse.Namespace) -> int:
-    from hdh_migrate.audit.signing import key_from_env, verify_report
+    from hdh_migrate.audit.signing import KEY_ENV, key_from_env, verify_report
     from hdh_migrate.errors import ConfigError
 
-    key = key_from_env(args.key_env)
+    key = key_from_env(args.key_env or KEY_ENV)
     if not key:
         raise ConfigError(
-            f"no signing key in ${args.key_env}",
+            f"no signing key in ${args.key_env or KEY_ENV}",
             hint="export the report key (the same secret the cutover signed with) in that variable",
         )
     v = verify_report(args.report, key)
@@ -290,32 +284,43 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------------------
+def _sync_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--deletions",
+        choices=("report", "mirror"),
+        default="report",
+        help="blobs deleted at the source: report them (default) or delete them at the destination",
+    )
+    p.add_argument(
+        "--depth",
+        choices=("quick", "full", "both"),
+        default="full",
+        help="verification depth of what is synced (default full)",
+    )
+    p.add_argument("--workers", type=int, default=8, help="parallel transfers (default 8)")
+    p.add_argument("--work-dir", help="where the run's evidence goes (default $HDH_MIGRATE_HOME/runs/...)")
+    p.add_argument("--actor", help="who runs this, for the audit trail (default $HDH_MIGRATE_ACTOR or login)")
+    p.add_argument("--json", action="store_true")
+    db_option(p)
+
+
+def _key_option(p: argparse.ArgumentParser, what: str) -> None:
+    # default None: audit/signing.py's KEY_ENV decides (HDH_MIGRATE_REPORT_KEY)
+    p.add_argument("--key-env", help=f"variable holding {what} (default HDH_MIGRATE_REPORT_KEY)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = sub.add_parser("status", help="datasets' migration state, checks, catalog and history")
     s.add_argument("dataset", nargs="?", help="one dataset (its details and history)")
     s.add_argument("--json", action="store_true")
     db_option(s)
     s.set_defaults(func=cmd_status)
+    _register_cutover(sub)
+    _register_delta_sync(sub)
+    _register_audit(sub)
 
-    def sync_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--deletions",
-            choices=("report", "mirror"),
-            default="report",
-            help="blobs deleted at the source: report them (default) or delete them at the destination",
-        )
-        p.add_argument(
-            "--depth",
-            choices=("quick", "full", "both"),
-            default="full",
-            help="verification depth of what is synced (default full)",
-        )
-        p.add_argument("--workers", type=int, default=8, help="parallel transfers (default 8)")
-        p.add_argument("--work-dir", help="where the run's evidence goes (default $HDH_MIGRATE_HOME/runs/...)")
-        p.add_argument("--actor", help="who runs this, for the audit trail (default $HDH_MIGRATE_ACTOR or login)")
-        p.add_argument("--json", action="store_true")
-        db_option(p)
 
+def _register_cutover(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c = sub.add_parser("cutover", help="switch a dataset to the sovereign store, if every check is green")
     c.add_argument("dataset")
     c.add_argument(
@@ -323,14 +328,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="if the source changed since verification, refuse instead of syncing and re-verifying",
     )
-    c.add_argument(
-        "--key-env",
-        default="HDH_MIGRATE_REPORT_KEY",
-        help="variable holding the report signing key (default HDH_MIGRATE_REPORT_KEY)",
-    )
-    sync_opts(c)
+    _key_option(c, "the report signing key")
+    _sync_options(c)
     c.set_defaults(func=cmd_cutover)
-
     r = sub.add_parser("rollback", help="point a cut-over dataset back at Azure (nothing is deleted)")
     r.add_argument("dataset")
     r.add_argument("--reason", help="why, for the audit trail")
@@ -339,13 +339,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db_option(r)
     r.set_defaults(func=cmd_rollback)
 
+
+def _register_delta_sync(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d = sub.add_parser("delta-sync", help="copy only the blobs new or changed since the last listing")
     d.add_argument("source", help="azure://CONTAINER/PREFIX")
     d.add_argument("destination", help="s3://BUCKET/PREFIX")
     d.add_argument("--dataset", required=True, help="dataset name (registered if new)")
-    sync_opts(d)
+    _sync_options(d)
     d.set_defaults(func=cmd_delta_sync)
 
+
+def _register_audit(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a = sub.add_parser("audit", help="the audit ledger")
     asub = a.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
     av = asub.add_parser(
@@ -354,20 +358,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     av.add_argument(
         "--report",
         action="append",
-        help="a signed report whose ledger head must still be in the "
-        "ledger (detects records removed from the end); repeatable",
+        help="a signed report whose ledger head must still be in the ledger (detects records removed from the "
+        "end); repeatable",
     )
     av.add_argument("--json", action="store_true")
     db_option(av)
     av.set_defaults(func=cmd_audit_verify)
-
     rp = sub.add_parser("report", help="cutover reports")
     rsub = rp.add_subparsers(dest="report_cmd", required=True, metavar="ACTION")
     rv = rsub.add_parser("verify", help="check a report's signature and the hashes of its attached files")
     rv.add_argument("report", help="report.json (report.html and the evidence files must sit next to it)")
-    rv.add_argument(
-        "--key-env",
-        default="HDH_MIGRATE_REPORT_KEY",
-        help="variable holding the signing key (default HDH_MIGRATE_REPORT_KEY)",
-    )
+    _key_option(rv, "the signing key")
     rv.set_defaults(func=cmd_report_verify)

@@ -6,98 +6,40 @@ both call these functions, so they refuse for the same reasons and sign the same
 1. ``freeze_check``: list the source again and fingerprint it (``transfer/fingerprint.py``). If it differs
    from the fingerprint the last verification was taken on (and ``sync`` allows), a delta sync copies and
    re-verifies the changes (``runs/delta_sync.py``), and the source is listed once more.
-2. ``clearance``: every check must be present, passing and taken on the current source state: the latest
-   verification, and -- when the dataset is tabular (``validation_required``, the default) -- the latest
-   Great Expectations validation; and a source that changed again after the sync refuses. Otherwise
-   ``refuse`` records the refusal in the ledger with a signed refusal report, and raises
-   ``CutoverRefusedError`` with one reason per problem.
+2. ``clearance`` (``runs/clearance.py``): every check must be present, passing and taken on the current
+   source state. Otherwise ``refuse`` records the refusal in the ledger with a signed refusal report, and
+   returns the ``CutoverRefusedError`` to raise, with one reason per problem.
 3. ``switch``: the clearance checked again, then one conditional transition to ``cut_over`` that also sets
    the catalog, and before it commits, the routing document consumers read (``audit/documents.py``). A
    refused transition publishes nothing; a failed write leaves the state unchanged.
 4. ``report_cutover``: the signed audit report (``audit/report.py``), uploaded under ``_hdh-audit/``.
 
 ``rollback`` points the catalog and the routing document back at Azure; nothing is deleted on either side.
-
-Whether validation is required is a per-dataset flag set when the dataset is registered (default True,
-since HDH datasets are tables; a dataset of documents is registered with ``validation_required=False``,
-and that choice is itself in the ledger). It is deliberately not inferred from the presence of a
-validation check: a missing check must block, not silently relax the rule.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from hdh_migrate.audit import documents, report
-from hdh_migrate.audit.state import ALLOWED, CUT_OVER, ROLLED_BACK, Check, StateStore
-from hdh_migrate.errors import PermanentError
+from hdh_migrate.audit.state import CUT_OVER, ROLLED_BACK, StateStore
+from hdh_migrate.runs.clearance import CutoverRefusedError, FreezeCheck, Preflight, clearance
 from hdh_migrate.runs.context import RunContext
 from hdh_migrate.runs.delta_sync import SYNC_FOLDER, delta_sync
 from hdh_migrate.runs.pair import StorePair
 from hdh_migrate.runs.record import RunRecord
 from hdh_migrate.stores.interface import Store
 from hdh_migrate.transfer.copier import CopyOptions
-from hdh_migrate.transfer.fingerprint import Fingerprint, fingerprint_count
+from hdh_migrate.transfer.fingerprint import Fingerprint
 from hdh_migrate.transfer.manifest import write_inventory
 
 log = logging.getLogger(__name__)
 
-KEPT_CHANGING = (
-    "the source kept changing during the cutover (it changed again after the delta sync): freeze writes at "
-    "the source, then trigger the cutover again"
-)
-
-
-class CutoverRefusedError(PermanentError):
-    """A cutover was refused: ``reasons`` lists every check that is failed, stale or missing."""
-
-    code = "cutover_refused"
-    exit_code = 1
-
-    def __init__(self, dataset: str, reasons: list[str], *, report: str | None = None) -> None:
-        lines = "\n".join(f"  - {r}" for r in reasons)
-        super().__init__(
-            f"cutover of {dataset!r} refused:\n{lines}" + (f"\n  report: {report}" if report else ""),
-            hint="fix each reason (docs/AUDIT.md, section 5, says what each check means), then "
-            "trigger the cutover again; nothing was switched",
-        )
-        self.dataset = dataset
-        self.reasons = reasons
-        self.report = report
-
-
-def _when(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
 
 # -- 1. freeze check ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FreezeCheck:
-    """The source listed again, compared with the state the last verification was taken on."""
-
-    fingerprint: str
-    objects: int
-    bytes: int
-    inventory: str | None
-    verified_fingerprint: str | None
-    verified_run_id: str | None
-    verified_at: str | None
-
-    @property
-    def changed(self) -> bool:
-        return self.fingerprint != self.verified_fingerprint
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"changed": self.changed}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FreezeCheck:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
-
-
 def freeze_check(state: StateStore, pair: StorePair, ctx: RunContext, *, attempt: int = 1) -> FreezeCheck:
     """List the source into freeze-inventory[-N].parquet and compare it with the last verification."""
     assert ctx.dataset
@@ -141,89 +83,6 @@ def sync_changes(
 ) -> RunRecord:
     """The delta sync of a cutover (its evidence under the run's ``delta-sync/`` folder)."""
     return delta_sync(state, pair, ctx.sub(SYNC_FOLDER), options, deletions=deletions, depth=depth)
-
-
-# -- 2. clearance -----------------------------------------------------------------------------------------
-@dataclass
-class Preflight:
-    dataset: str
-    fingerprint: str
-    reasons: list[str] = field(default_factory=list)
-    verify: Check | None = None
-    validate: Check | None = None
-    validation_required: bool = True
-
-    @property
-    def ok(self) -> bool:
-        return not self.reasons
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "ok": self.ok,
-            "fingerprint": self.fingerprint,
-            "reasons": self.reasons,
-            "validation_required": self.validation_required,
-            "verify": self.verify.to_dict() if self.verify else None,
-            "validate": self.validate.to_dict() if self.validate else None,
-        }
-
-
-def _check_reason(check: Check | None, kind: str, fingerprint: str, hint_missing: str) -> str | None:
-    label = {"verify": "verification", "validate": "validation"}[kind]
-    if check is None:
-        return f"{label} missing: no {label} has been recorded for this dataset ({hint_missing})"
-    if not check.ok:
-        why = check.details.get("reason") or "see the check's details"
-        return f"{label} failed on run {check.run_id} ({_when(check.at)}): {why}"
-    if check.source_fingerprint != fingerprint:
-        then, now_ = fingerprint_count(check.source_fingerprint), fingerprint_count(fingerprint)
-        counts = f" ({then} objects then, {now_} now)" if then is not None and now_ is not None else ""
-        fix = (
-            "run hdh_delta_sync (or let hdh_cutover sync) to copy and verify the changes"
-            if kind == "verify"
-            else "run the Great Expectations validation again on the current source"
-        )
-        return (
-            f"{label} is stale: the source changed since the {label} on {_when(check.at)} (run "
-            f"{check.run_id}){counts}; {fix}"
-        )
-    return None
-
-
-def preflight(state: StateStore, dataset: str, current_fingerprint: str) -> Preflight:
-    """Every reason the dataset cannot be cut over on this source state (empty: it can)."""
-    ds = state.get(dataset)
-    pf = Preflight(dataset, current_fingerprint, validation_required=ds.validation_required)
-    if ds.state == CUT_OVER:
-        since = _when(ds.authoritative_since) if ds.authoritative_since else "an unknown date"
-        pf.reasons.append(f"already cut over on {since} (run {ds.authoritative_run_id})")
-    elif ds.state not in ALLOWED[CUT_OVER]:
-        pf.reasons.append(
-            f"the dataset is {ds.state!r}: cutover needs it verified"
-            + (" and validated" if ds.validation_required else "")
-            + " (a copy may be running, or failed before verification)"
-        )
-    pf.verify = state.latest_check(dataset, "verify")
-    r = _check_reason(pf.verify, "verify", current_fingerprint, "run hdh_migrate_dataset, which verifies")
-    if r:
-        pf.reasons.append(r)
-    pf.validate = state.latest_check(dataset, "validate")
-    if ds.validation_required:
-        r = _check_reason(
-            pf.validate, "validate", current_fingerprint, "run the Great Expectations validation of its tables"
-        )
-        if r:
-            pf.reasons.append(r)
-    return pf
-
-
-def clearance(state: StateStore, dataset: str, freezes: list[FreezeCheck], *, synced: bool) -> Preflight:
-    """The preflight on the latest listing; a source that changed again after a sync is refused too."""
-    pf = preflight(state, dataset, freezes[-1].fingerprint)
-    if synced and freezes[-1].changed:
-        pf.reasons.append(KEPT_CHANGING)
-    return pf
 
 
 def refuse(
@@ -286,34 +145,27 @@ def switch(
     ds = state.get(dataset)
     at = datetime.now(UTC)
     prefix = documents.audit_prefix(dataset, at)
-    report_url = documents.document_url(dest, prefix + "report.json")
+    urls = {
+        "routing": documents.document_url(dest, documents.routing_key(dataset)),
+        "report": documents.document_url(dest, prefix + "report.json"),
+    }
     doc = documents.routing_document(
-        ds, authoritative="s3", since=at, run_id=ctx.run_id, actor=ctx.actor, report=report_url
+        ds, authoritative="s3", since=at, run_id=ctx.run_id, actor=ctx.actor, report=urls["report"]
     )
     written: dict[str, Any] = {}
-    routing_url = documents.document_url(dest, documents.routing_key(dataset))
     t = state.transition(
         dataset,
         CUT_OVER,
         actor=ctx.actor,
         run_id=ctx.run_id,
-        evidence={
-            "source_fingerprint": pf.fingerprint,
-            "verify_check": pf.verify.id if pf.verify else None,
-            "verify_run_id": pf.verify.run_id if pf.verify else None,
-            "validate_check": pf.validate.id if pf.validate else None,
-            "validate_run_id": pf.validate.run_id if pf.validate else None,
-            "validation_required": pf.validation_required,
-            "routing": routing_url,
-            "report": report_url,
-        },
+        evidence=_switch_evidence(pf) | urls,
         before_commit=lambda: written.update(documents.publish_routing(dest, dataset, doc)),
         catalog={
             "authoritative": "s3",
             "authoritative_since": at,
             "authoritative_run_id": ctx.run_id,
-            "routing_url": routing_url,
-            "report_url": report_url,
+            "routing_url": urls["routing"],
+            "report_url": urls["report"],
         },
     )
     log.info(
@@ -322,23 +174,33 @@ def switch(
         ds.dest_url,
         ctx.actor,
         ctx.run_id,
-        routing_url,
+        urls["routing"],
     )
     return {
         "dataset": dataset,
         "authoritative": "s3",
         "url": ds.dest_url,
         "since": at.isoformat(),
-        "routing": routing_url,
         "routing_version": written.get("version_id"),
         "transition_id": t.id,
         "ledger_seq": t.ledger_seq,
-        "report": report_url,
         "prefix": prefix,
         "fingerprint": pf.fingerprint,
         "verify_check": pf.verify.id if pf.verify else None,
         "validate_check": pf.validate.id if pf.validate else None,
         "freeze": [f.to_dict() for f in freezes],
+    } | urls
+
+
+def _switch_evidence(pf: Preflight) -> dict[str, Any]:
+    """What the cut_over transition rests on: the source state and the checks taken on it."""
+    return {
+        "source_fingerprint": pf.fingerprint,
+        "verify_check": pf.verify.id if pf.verify else None,
+        "verify_run_id": pf.verify.run_id if pf.verify else None,
+        "validate_check": pf.validate.id if pf.validate else None,
+        "validate_run_id": pf.validate.run_id if pf.validate else None,
+        "validation_required": pf.validation_required,
     }
 
 
@@ -504,14 +366,8 @@ def rollback(state: StateStore, dest: Store, ctx: RunContext, *, reason: str) ->
 
 
 __all__ = [
-    "KEPT_CHANGING",
-    "CutoverRefusedError",
     "CutoverResult",
-    "FreezeCheck",
-    "Preflight",
-    "clearance",
     "freeze_check",
-    "preflight",
     "refuse",
     "report_cutover",
     "rollback",

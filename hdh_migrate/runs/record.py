@@ -276,56 +276,67 @@ def _inventory_json(inv: ManifestStats | None) -> dict[str, Any] | None:
 def _legacy_keys(r: RunRecord) -> dict[str, Any]:
     """The keys of the summaries hdh-migrate wrote before the run record, derived from it (never read back)."""
     out: dict[str, Any] = {}
-    if r.seconds and r.copy is not None:
-        out["mib_per_s"] = round(r.copy.counts.copied_bytes / 1048576 / r.seconds, 2)
     if r.copy is not None:
-        c = r.copy.counts
-        out |= {
-            "counts": c.to_dict(),
-            "copied": c.copied,
-            "copied_bytes": c.copied_bytes,
-            "skipped": c.skipped,
-            "retried": c.retried,
-            "copy_results": [f.path for f in r.copy.files],
-        }
-        if len(r.copy.files) == 1:
-            out["results"] = asdict(r.copy.files[0])
-    v = r.verification
-    if v is not None:
-        out |= {
-            "depth": v.depth,
-            "verify_depth": v.depth,
-            "verified": v.counts.matched,
-            "extra_objects": v.counts.extra,
-            "extra_examples": v.extra_examples[:20],
-            "verify_results": [f.path for f in v.files],
-        }
-        if r.copy is None:
-            out["counts"] = v.counts.to_dict()
-            if len(v.files) == 1:
-                out["results"] = asdict(v.files[0])
-        elif r.command == "copy":  # `copy --verify`: the verification's own summary, nested
-            out["verify"] = {
-                "command": "verify",
-                "depth": v.depth,
-                "seconds": v.seconds,
-                "counts": v.counts.to_dict(),
-                "results": asdict(v.files[0]) if v.files else None,
-                "ok": v.ok,
-                "work_dir": r.work_dir,
-            }
+        out |= _legacy_copy(r, r.copy)
+    if r.verification is not None:
+        out |= _legacy_verification(r, r.verification)
     if r.delta is not None:
-        d = r.delta
-        out |= {
-            "deletions_policy": d.policy,
-            "previous_fingerprint": d.previous_fingerprint,
-            "fingerprint": d.plan.fingerprint,
-            "deleted": d.deletions,
-            "foreign_extras": d.foreign_extras,
-        }
-        if d.validation_stale:
-            out["validation_stale"] = d.validation_stale
+        out |= _legacy_delta(r.delta)
     return out
+
+
+def _legacy_copy(r: RunRecord, copy: CopySection) -> dict[str, Any]:
+    c = copy.counts
+    out: dict[str, Any] = {
+        "counts": c.to_dict(),
+        "copied": c.copied,
+        "copied_bytes": c.copied_bytes,
+        "skipped": c.skipped,
+        "retried": c.retried,
+        "copy_results": [f.path for f in copy.files],
+    }
+    if r.seconds:
+        out["mib_per_s"] = round(c.copied_bytes / 1048576 / r.seconds, 2)
+    if len(copy.files) == 1:
+        out["results"] = asdict(copy.files[0])
+    return out
+
+
+def _legacy_verification(r: RunRecord, v: VerifySection) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "depth": v.depth,
+        "verify_depth": v.depth,
+        "verified": v.counts.matched,
+        "extra_objects": v.counts.extra,
+        "extra_examples": v.extra_examples[:20],
+        "verify_results": [f.path for f in v.files],
+    }
+    if r.copy is None:  # `verify`: its counts and results file at the top
+        out["counts"] = v.counts.to_dict()
+        if len(v.files) == 1:
+            out["results"] = asdict(v.files[0])
+    elif r.command == "copy":  # `copy --verify`: the verification's own summary, nested
+        out["verify"] = {
+            "command": "verify",
+            "depth": v.depth,
+            "seconds": v.seconds,
+            "counts": v.counts.to_dict(),
+            "results": asdict(v.files[0]) if v.files else None,
+            "ok": v.ok,
+            "work_dir": r.work_dir,
+        }
+    return out
+
+
+def _legacy_delta(d: DeltaSection) -> dict[str, Any]:
+    out = {
+        "deletions_policy": d.policy,
+        "previous_fingerprint": d.previous_fingerprint,
+        "fingerprint": d.plan.fingerprint,
+        "deleted": d.deletions,
+        "foreign_extras": d.foreign_extras,
+    }
+    return out | ({"validation_stale": d.validation_stale} if d.validation_stale else {})
 
 
 __all__ = [

@@ -23,7 +23,8 @@ from hdh_migrate.audit.signing import KEY_ENV
 from hdh_migrate.audit.state import StateStore, open_state
 from hdh_migrate.errors import ConfigError
 from hdh_migrate.runs import cutover
-from hdh_migrate.runs.cutover import FreezeCheck
+from hdh_migrate.runs.clearance import FreezeCheck
+from hdh_migrate.runs.clearance import clearance as check_clearance
 from hdh_migrate.runs.delta_sync import SYNC_FOLDER
 from hdh_migrate.runs.delta_sync import delta_sync as run_delta_sync
 from hdh_migrate.runs.pair import StorePair
@@ -159,7 +160,7 @@ def clearance(
     with airflow_errors("checking the cutover's preconditions"):
         if synced:
             freezes.append(cutover.freeze_check(st, pair, ctx, attempt=2))
-        pf = cutover.clearance(st, dataset, freezes, synced=synced)
+        pf = check_clearance(st, dataset, freezes, synced=synced)
     if pf.ok:
         log.info("preflight of %s: all checks green for fingerprint %s", dataset, pf.fingerprint)
         return {"fingerprint": pf.fingerprint, "freeze": [f.to_dict() for f in freezes], "synced": synced}

@@ -13,7 +13,8 @@ import pytest
 from hdh_migrate.audit.documents import read_routing
 from hdh_migrate.audit.signing import verify_report
 from hdh_migrate.runs import cutover
-from hdh_migrate.runs.cutover import KEPT_CHANGING, CutoverRefusedError, run_cutover
+from hdh_migrate.runs.clearance import KEPT_CHANGING, CutoverRefusedError, clearance
+from hdh_migrate.runs.cutover import run_cutover
 from hdh_migrate.runs.pipeline import MigrationRequest, run_migration
 from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.transfer.copier import CopyOptions
@@ -121,7 +122,7 @@ def test_the_switch_checks_again_what_the_clearance_saw(world: World) -> None:
     migrate(world, validation_required=False)
     ctx = world.ctx("c")
     freezes = [cutover.freeze_check(world.state, world.pair, ctx)]
-    assert cutover.clearance(world.state, "dcir", freezes, synced=False).ok
+    assert clearance(world.state, "dcir", freezes, synced=False).ok
     world.state.record_check(
         "dcir",
         "verify",
