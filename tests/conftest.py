@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -16,12 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from hdh_migrate.dev import rig
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
+from tests.helpers import close_state
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -109,3 +112,57 @@ def dagbag(airflow_home: Path):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+# -- state databases: SQLite, and PostgreSQL when a server answers on 127.0.0.1:5432 ----------------------
+PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+PG_DB = "hdh_migrate_test"
+
+
+def _pg_reason() -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+    except OSError as exc:
+        return f"no PostgreSQL server on 127.0.0.1:5432 ({exc.strerror or exc}); the SQLite variant still runs"
+    try:
+        engine = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            if not conn.exec_driver_sql(f"SELECT 1 FROM pg_database WHERE datname = '{PG_DB}'").scalar():
+                conn.exec_driver_sql(f"CREATE DATABASE {PG_DB}")
+        engine.dispose()
+    except sa.exc.SQLAlchemyError as exc:
+        return f"PostgreSQL on 127.0.0.1:5432 refused the test setup: {str(exc).splitlines()[0]}"
+    return None
+
+
+_PG_SKIP = _pg_reason()
+
+
+@pytest.fixture(name="state_url", params=["sqlite", "postgresql"])
+def state_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty state database URL of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+        yield url
+        close_state(url)
+        return
+    if _PG_SKIP:
+        pytest.skip(_PG_SKIP)
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{PG_SERVER}/{PG_DB}", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = f"{PG_SERVER}/{PG_DB}?options=-csearch_path%3D{schema}"
+    yield url
+    close_state(url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
+
+
+@pytest.fixture(name="sqlite_url")
+def sqlite_url_fixture(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    yield url
+    close_state(url)

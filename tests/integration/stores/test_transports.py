@@ -15,8 +15,7 @@ from hdh_migrate.stores import AzureBlobStore, S3Store, open_store
 from hdh_migrate.stores.azure.endpoint import DEVSTORE_ACCOUNT, DEVSTORE_KEY, container_sas, resolve
 from hdh_migrate.stores.settings import AzureSettings, Secret, s3_settings_from_env
 from hdh_migrate.transfer.checksums import crc32c
-
-from ...helpers import payload
+from tests.helpers import payload
 
 # names that need escaping in a URL, in XML, or both
 NAMES = ["t/a b.bin", "t/ü/é.csv", "t/100%25 literal", "t/a+b&c<d>'\"", "t/deep/x/y/z", "t/empty"]

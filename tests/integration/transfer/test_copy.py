@@ -30,8 +30,7 @@ from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.transfer.copier import META_SHA256, META_SOURCE_ETAG, CopyOptions, copy_objects
 from hdh_migrate.transfer.manifest import ResultsWriter, read_results
 from hdh_migrate.transfer.verify import verify_objects
-
-from ...helpers import CLI, payload, run_cli
+from tests.helpers import CLI, payload, run_cli
 
 PART = 5 * MiB
 

@@ -2,15 +2,12 @@
 
 Runs on SQLite (the embedded default) and on PostgreSQL when a server answers on 127.0.0.1:5432 (each test
 gets its own schema in the database ``hdh_migrate_test``); the PostgreSQL cases skip with the reason
-otherwise. The ``state_url`` fixture is imported by the other cutover test modules.
+otherwise (the ``state_url`` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import socket
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,65 +23,9 @@ from hdh_migrate.audit.state import (
     schema_revision,
 )
 from hdh_migrate.errors import ConfigError
+from tests.helpers import close_state
 
-PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
-PG_DB = "hdh_migrate_test"
 SRC, DST = "azure://snds/dcir", "s3://hdh-sovereign/dcir"
-
-
-def _pg_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            pass
-    except OSError as exc:
-        return f"no PostgreSQL server on 127.0.0.1:5432 ({exc.strerror or exc}); the SQLite variant still runs"
-    try:
-        engine = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            if not conn.exec_driver_sql(f"SELECT 1 FROM pg_database WHERE datname = '{PG_DB}'").scalar():
-                conn.exec_driver_sql(f"CREATE DATABASE {PG_DB}")
-        engine.dispose()
-    except sa.exc.SQLAlchemyError as exc:
-        return f"PostgreSQL on 127.0.0.1:5432 refused the test setup: {str(exc).splitlines()[0]}"
-    return None
-
-
-_PG_SKIP = _pg_reason()
-
-
-def _close(url: str) -> None:
-    store = state_mod._stores.pop(url, None)
-    if store is not None:
-        store.close()
-
-
-@pytest.fixture(name="state_url", params=["sqlite", "postgresql"])
-def state_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty state database URL of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.db'}"
-        yield url
-        _close(url)
-        return
-    if _PG_SKIP:
-        pytest.skip(_PG_SKIP)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{PG_SERVER}/{PG_DB}", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = f"{PG_SERVER}/{PG_DB}?options=-csearch_path%3D{schema}"
-    yield url
-    _close(url)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
-
-
-@pytest.fixture(name="sqlite_url")
-def sqlite_url_fixture(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    yield url
-    _close(url)
 
 
 def _to_verified(st: StateStore, name: str = "dcir") -> None:
@@ -244,7 +185,7 @@ def test_default_database_is_sqlite_under_hdh_migrate_home(tmp_path: Path, monke
     try:
         assert (tmp_path / "home" / "state.db").exists() and st.status() == []
     finally:
-        _close(state_mod.default_url())
+        close_state(state_mod.default_url())
 
 
 def test_unreachable_database_fails_with_what_to_do() -> None:

@@ -18,8 +18,7 @@ import pytest
 
 from hdh_migrate.dev import airflow_local
 from hdh_migrate.stores import AzureBlobStore, S3Store
-
-from .helpers import payload
+from tests.helpers import payload
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 DAG = "hdh_migrate_dataset"

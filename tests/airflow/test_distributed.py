@@ -30,8 +30,7 @@ import pytest
 
 from hdh_migrate.dev import airflow_celery
 from hdh_migrate.stores import AzureBlobStore, S3Store
-
-from .helpers import payload, run_cli
+from tests.helpers import payload, run_cli
 
 
 def distributed(fn: Any) -> Any:

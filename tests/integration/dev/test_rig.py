@@ -8,8 +8,7 @@ import shlex
 from hdh_migrate.dev import rig
 from hdh_migrate.sizes import MiB
 from hdh_migrate.transfer.progress import Progress
-
-from .helpers import beyond_loopback, remote_addresses, run_cli
+from tests.helpers import beyond_loopback, remote_addresses, run_cli
 
 
 def test_rig_up_is_idempotent_and_env_is_exportable(rig_env) -> None:

@@ -17,10 +17,8 @@ from pathlib import Path
 import pytest
 
 from hdh_migrate.dev import airflow_local
+from tests.helpers import ROOT, beyond_loopback, remote_addresses
 
-from .helpers import beyond_loopback, remote_addresses
-
-ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "hdh_local_smoke"
 SMOKE_DAG = textwrap.dedent(
     """

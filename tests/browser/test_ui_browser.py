@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from hdh_migrate.dev import airflow_local
+from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "hdh_migrate_dataset"
 # HDH_TEST_DAGS_FOLDER: another dags folder (to develop this test against a stand-in DAG)
 DAGS = Path(os.environ.get("HDH_TEST_DAGS_FOLDER") or ROOT / "dags").resolve()

@@ -7,99 +7,20 @@ catalog and the routing document back at Azure and deletes nothing.
 
 from __future__ import annotations
 
-import io
 import json
-import os
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hdh_migrate.audit.documents import read_routing
 from hdh_migrate.audit.state import StateStore, open_state
-from hdh_migrate.cli.main import main
 from hdh_migrate.errors import ExtraObjectsError
 from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.stores import AzureBlobStore, S3Store
-
-from .helpers import payload, run_cli
-from .test_delta import migrate, seed
-from .test_state import sqlite_url_fixture, state_url_fixture  # noqa: F401  (fixtures)
+from tests.helpers import gx_result, hdh, migrate, payload, run_cli, seed
 
 pytestmark = pytest.mark.usefixtures("rig_env")
 KEY = {"HDH_MIGRATE_REPORT_KEY": "cutover-test-key-not-a-secret"}
-
-
-def gx_result(table: str, success: bool = True, rows: int = 1200) -> dict[str, Any]:
-    """The shape hdh_migrate.validation.table.validate_table returns (built here: GX itself is tested elsewhere)."""
-
-    def side(url: str, ok: bool) -> dict[str, Any]:
-        return {
-            "url": url,
-            "success": ok,
-            "files": 2,
-            "batches": 2,
-            "expectations": {"evaluated": 14, "failed": 0 if ok else 1},
-            "failed_expectations": []
-            if ok
-            else [
-                {"expectation": "expect_column_values_to_not_be_null", "column": "prs_nat_ref", "unexpected_count": 3}
-            ],
-            "metrics": {
-                "row_count": rows,
-                "file_count": 2,
-                "fingerprint": "9f3c2a1b7d6e5f40",
-                "columns": {"prs_act_qte": {"type": "int32", "min": 1, "max": 48, "sum": 5210}},
-            },
-        }
-
-    return {
-        "table": table,
-        "suite": f"expectations/{table}.json",
-        "source": side("azure://snds/er_prs_f", True),
-        "destination": side("s3://hdh/er_prs_f", success),
-        "comparison": {
-            "equal": success,
-            "differences": []
-            if success
-            else [{"metric": "null_count", "column": "prs_nat_ref", "source": 0, "destination": 3}],
-        },
-        "success": success,
-        "data_docs": "/tmp/data_docs/index.html",
-        "data_docs_pages": {},
-        "validated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def hdh(*args: str, env: dict[str, str] | None = None) -> Result:
-    """`hdh-migrate ARGS` in this process (the same main() the console script runs, without paying ~3 s of
-    interpreter start and SDK imports per call on this machine); run_cli is used where the process matters."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exc:
-                code = int(exc.code or 0)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from hdh_migrate.audit.state import StateStore, open_state
-
-from .helpers import run_cli
-from .test_state import state_url_fixture  # noqa: F401  (fixtures)
+from tests.helpers import run_cli
 
 SRC, DST = "azure://snds/dcir", "s3://hdh-sovereign/dcir"
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import payload
+from tests.helpers import ROOT, payload
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.airflow
 
 

@@ -13,12 +13,8 @@ import pytest
 from hdh_migrate.audit.documents import read_routing
 from hdh_migrate.audit.state import open_state
 from hdh_migrate.stores import AzureBlobStore, S3Store
+from tests.helpers import ROOT, close_state, migrate, payload, seed
 
-from .helpers import payload
-from .test_delta import migrate, seed
-from .test_state import _close
-
-ROOT = Path(__file__).resolve().parents[1]
 DAGS = ("hdh_delta_sync", "hdh_cutover", "hdh_rollback")
 pytestmark = pytest.mark.airflow
 
@@ -31,7 +27,7 @@ def state_db(airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         "AIRFLOW_CONN_HDH_REPORT_KEY", json.dumps({"conn_type": "generic", "password": "dag-test-key-not-a-secret"})
     )
     yield url
-    _close(url)
+    close_state(url)
 
 
 def _states(dr) -> dict[str, str]:

@@ -7,49 +7,16 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-from hdh_migrate.audit.state import StateStore, open_state
-from hdh_migrate.runs.context import RunContext
-from hdh_migrate.runs.pair import open_pair
-from hdh_migrate.runs.pipeline import MigrationRequest, run_migration
+from hdh_migrate.audit.state import open_state
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.stores.interface import ObjectInfo
 from hdh_migrate.transfer.changes import plan_delta
-from hdh_migrate.transfer.copier import CopyOptions
 from hdh_migrate.transfer.manifest import write_inventory
-
-from .helpers import payload, run_cli
-from .test_state import sqlite_url_fixture  # noqa: F401  (fixtures)
-
-
-def migrate(
-    st: StateStore,
-    dataset: str,
-    src: AzureBlobStore,
-    dst: S3Store,
-    work: Path,
-    *,
-    validation_required: bool = False,
-    actor: str = "alice",
-    run_id: str = "migrate-1",
-) -> dict[str, Any]:
-    """What hdh_migrate_dataset does, through the same steps (``hdh-migrate migrate``): register, copy,
-    verify, record."""
-    pair = open_pair(f"azure://{src.container}/snds", f"s3://{dst.container}/migrated", workers=4)
-    request = MigrationRequest(validation_required=validation_required)
-    record = run_migration(pair, RunContext(work, run_id, actor, dataset), CopyOptions(workers=4), request, state=st)
-    return record.to_json()
-
-
-def seed(src: AzureBlobStore, n: int = 6) -> dict[str, bytes]:
-    blobs = {f"snds/dcir/part-{i:03d}.parquet": payload(2000 + i, seed=i) for i in range(n)}
-    for name, data in blobs.items():
-        src.put(name, data)
-    return blobs
+from tests.helpers import migrate, payload, run_cli, seed
 
 
 def test_delta_sync_copies_exactly_new_and_changed_and_reports_deletions(

@@ -22,11 +22,7 @@ from hdh_migrate.runs.pair import open_pair
 from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_from_env
-
-from .helpers import run_cli
-from .test_cutover import gx_result, hdh
-from .test_delta import migrate, seed
-from .test_state import _close
+from tests.helpers import close_state, gx_result, hdh, migrate, run_cli, seed
 
 KEY = "report-test-key-not-a-secret"
 # values a validation may see in the data: none of them may reach the report
@@ -96,7 +92,7 @@ def cutover_report(rig_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
             "doc": json.loads(Path(res.report["local"]).read_text()),
         }
     finally:
-        _close(url)
+        close_state(url)
         # GOVERNANCE (not the production default, COMPLIANCE) so that the shared rig can be cleaned: only a
         # deletion that explicitly bypasses governance retention, as the rig's delete_bucket does, succeeds
         dst.delete_bucket()

@@ -22,9 +22,7 @@ from hdh_migrate.audit.state import StateStore, open_state
 from hdh_migrate.dev.seed import seed_table
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.validation.schema import get_table
-
-from .helpers import payload, run_cli
-from .test_state import _close
+from tests.helpers import close_state, payload, run_cli
 
 pytestmark = pytest.mark.airflow
 KEY = "one-path-key-not-a-secret"
@@ -161,8 +159,8 @@ def test_the_command_line_and_the_dags_decide_alike_and_leave_the_same_evidence(
         assert cli_refusal["reasons"] and _normalise(cli_refusal["reasons"], []) == _normalise(dag_refusal, [])
         assert cli_st.get("snds").source_fingerprint == dag_st.get("snds").source_fingerprint
     finally:
-        _close(cli_db)
-        _close(dag_db)
+        close_state(cli_db)
+        close_state(dag_db)
 
     # -- the same run records ----------------------------------------------------------------------------------
     folders = [cli_record["work_dir"], dag_record["work_dir"]]
