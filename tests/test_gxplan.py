@@ -19,8 +19,10 @@ import pytest
 
 from hdh_migrate.dev.seed import generate_rows
 from hdh_migrate.validation import gxplan
+from hdh_migrate.validation.files import file_groups
+from hdh_migrate.validation.gxrunner import GxRunner
 from hdh_migrate.validation.schema import load_schema
-from hdh_migrate.validation.table import _GxRunner
+from hdh_migrate.validation.workers import file_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 SF = load_schema()
@@ -125,8 +127,8 @@ def test_grouped_validation_gives_the_whole_frame_results_on_damaged_data(table:
     doc["expectations"].insert(0, {"type": gxplan.BETWEEN, "kwargs": {"column": column, "max_value": EXACT},
                                    "meta": {"hdh_origin": "hand"}})
     damaged, used = _damage(batch, doc)
-    grouped = _GxRunner(table, doc, None)
-    whole = _GxRunner(table, doc, None, grouped=False)
+    grouped = GxRunner(table, doc, None)
+    whole = GxRunner(table, doc, None, grouped=False)
     assert len(grouped.groups) > 3 and len(whole.groups) == 1
 
     for t in (batch, damaged):
@@ -183,7 +185,7 @@ def test_groups_hold_every_expectation_once_and_keep_whole_frame_ones_whole() ->
 
 def test_an_empty_suite_validates_and_passes() -> None:
     assert gxplan.plan_groups([]) == [gxplan.Group((), None)]
-    runner = _GxRunner("IR_BEN_R", {"name": "IR_BEN_R", "expectations": []}, None)
+    runner = GxRunner("IR_BEN_R", {"name": "IR_BEN_R", "expectations": []}, None)
     res = runner.validate(generate_rows(SF.table("IR_BEN_R"), 0, 10, seed=1, schemas=SF))
     assert res.success and res.results == [] and res.statistics["evaluated_expectations"] == 0
 
@@ -202,10 +204,8 @@ def test_an_empty_suite_validates_and_passes() -> None:
 def test_files_are_cut_into_contiguous_runs_of_about_the_same_bytes(
     sizes: list[int], jobs: int, expected: list[int]
 ) -> None:
-    from hdh_migrate.validation.table import _file_chunks
-
     groups = [[f] for f in _files(sizes)]  # files of a group size or more: a group each
-    chunks = _file_chunks(groups, jobs)
+    chunks = file_chunks(groups, jobs)
     assert [len(c) for c in chunks] == expected
     assert [g for c in chunks for g in c] == groups  # every group once, in order
 
@@ -230,23 +230,19 @@ def _files(sizes: list[int]) -> list[Any]:
 )
 def test_small_files_are_grouped_by_the_listing_alone(sizes: list[int], expected: list[int]) -> None:
     """Groups depend on names and sizes only, so the batches cannot depend on the number of processes."""
-    from hdh_migrate.validation.table import _file_chunks, file_groups
-
     files = _files(sizes)
     groups = file_groups(files, 32)
     assert [len(g) for g in groups] == expected
     assert [f for g in groups for f in g] == files
     for jobs in (2, 3):  # processes get whole groups
-        assert [g for c in _file_chunks(groups, jobs) for g in c] == groups
+        assert [g for c in file_chunks(groups, jobs) for g in c] == groups
 
 
 def test_a_worker_gets_a_group_s_worth_of_bytes_at_least() -> None:
     """A worker pays GX's import: 33 + 6 bytes with groups of 32 stay in one process, 40 + 40 do not."""
-    from hdh_migrate.validation.table import _file_chunks, file_groups
-
     for sizes, runs in (([33, 6], 1), ([40, 40], 2), ([40, 40, 40], 3), ([10] * 9, 2)):
         groups = file_groups(_files(sizes), 32)
-        assert len(_file_chunks(groups, 4, 32)) == runs, sizes
+        assert len(file_chunks(groups, 4, 32)) == runs, sizes
 
 
 def test_a_bound_beyond_2_53_is_checked_exactly() -> None:
@@ -265,7 +261,7 @@ def test_a_bound_beyond_2_53_is_checked_exactly() -> None:
                     and r.expectation_config.kwargs.get("column") == "IJR_EMP_NUM")
 
     for grouped in (True, False):
-        runner = _GxRunner("ER_PRS_F", doc, None, grouped=grouped)
+        runner = GxRunner("ER_PRS_F", doc, None, grouped=grouped)
         r = between(runner.validate(bad))
         assert not r.success and r.result["unexpected_count"] == 2 and r.result["missing_count"] == 1
         assert between(runner.validate(ok_edge)).success
