@@ -19,12 +19,10 @@ import pytest
 
 from hdh_migrate.dev.seed import generate_rows
 from hdh_migrate.validation import gxplan
-from hdh_migrate.validation.files import file_groups
 from hdh_migrate.validation.gxrunner import GxRunner
 from hdh_migrate.validation.schema import load_schema
-from hdh_migrate.validation.workers import file_chunks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SF = load_schema()
 EXACT = 2**53  # the first integer from which doubles skip integers
 
@@ -188,61 +186,6 @@ def test_an_empty_suite_validates_and_passes() -> None:
     runner = GxRunner("IR_BEN_R", {"name": "IR_BEN_R", "expectations": []}, None)
     res = runner.validate(generate_rows(SF.table("IR_BEN_R"), 0, 10, seed=1, schemas=SF))
     assert res.success and res.results == [] and res.statistics["evaluated_expectations"] == 0
-
-
-@pytest.mark.parametrize(
-    ("sizes", "jobs", "expected"),
-    [
-        ([10, 10, 10, 10], 2, [2, 2]),
-        ([100, 1, 1, 1], 3, [1, 1, 2]),
-        ([1, 1, 1, 100], 2, [3, 1]),
-        ([5, 5], 8, [1, 1]),  # no more runs than files
-        ([7, 7, 7], 1, [3]),
-        ([0, 0, 0, 0, 0, 0], 3, [2, 2, 2]),  # empty files still spread
-    ],
-)
-def test_files_are_cut_into_contiguous_runs_of_about_the_same_bytes(
-    sizes: list[int], jobs: int, expected: list[int]
-) -> None:
-    groups = [[f] for f in _files(sizes)]  # files of a group size or more: a group each
-    chunks = file_chunks(groups, jobs)
-    assert [len(c) for c in chunks] == expected
-    assert [g for c in chunks for g in c] == groups  # every group once, in order
-
-
-def _files(sizes: list[int]) -> list[Any]:
-    from datetime import UTC, datetime
-
-    from hdh_migrate.stores.interface import ObjectInfo
-
-    return [ObjectInfo(f"part-{i}", s, f"e{i}", datetime.now(UTC)) for i, s in enumerate(sizes)]
-
-
-@pytest.mark.parametrize(
-    ("sizes", "expected"),
-    [
-        ([40, 40, 40], [1, 1, 1]),  # each file holds a group's bytes: each its own group
-        ([10, 10, 10, 10, 10], [4, 1]),  # small files share a group until it holds 32
-        ([5, 100, 5, 5], [2, 2]),
-        ([0, 0, 0], [3]),
-        ([], []),
-    ],
-)
-def test_small_files_are_grouped_by_the_listing_alone(sizes: list[int], expected: list[int]) -> None:
-    """Groups depend on names and sizes only, so the batches cannot depend on the number of processes."""
-    files = _files(sizes)
-    groups = file_groups(files, 32)
-    assert [len(g) for g in groups] == expected
-    assert [f for g in groups for f in g] == files
-    for jobs in (2, 3):  # processes get whole groups
-        assert [g for c in file_chunks(groups, jobs) for g in c] == groups
-
-
-def test_a_worker_gets_a_group_s_worth_of_bytes_at_least() -> None:
-    """A worker pays GX's import: 33 + 6 bytes with groups of 32 stay in one process, 40 + 40 do not."""
-    for sizes, runs in (([33, 6], 1), ([40, 40], 2), ([40, 40, 40], 3), ([10] * 9, 2)):
-        groups = file_groups(_files(sizes), 32)
-        assert len(file_chunks(groups, 4, 32)) == runs, sizes
 
 
 def test_a_bound_beyond_2_53_is_checked_exactly() -> None:
