@@ -100,6 +100,7 @@ def _add_docs_site(ctx: Any, docs_dir: Path) -> None:
 
 def _domain_expectations(table: str, expectations: list[dict[str, Any]]) -> list[Any]:
     """The suite file's expectations as GX objects; one GX cannot build is a suite error naming the table."""
+    # GX's modules are imported where they are used, after quiet_gx: not with this module (~6 s)
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     try:
@@ -121,7 +122,7 @@ class GxRunner:
 
     def __init__(self, table: str, doc: dict[str, Any], data_docs_dir: Path | None, *, grouped: bool = True) -> None:
         gx = quiet_gx()
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.base import ProgressBarsConfig  # after quiet_gx: ~6 s
 
         self.gx = gx
         self.table = table

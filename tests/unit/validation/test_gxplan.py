@@ -1,4 +1,4 @@
-"""The suite run in column groups (hdh_migrate/gxplan.py) gives GX's whole-frame results, expectation by
+"""The suite run in column groups (hdh_migrate/validation/gxplan.py) gives GX's whole-frame results, expectation by
 expectation, on data damaged in every way the suites check.
 
 No store here: batches are generated in memory and both ways run through the real GX. The whole-frame
