@@ -17,19 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-from hdh_migrate.validation import table as V
+from hdh_migrate.validation.gxrunner import GxRunner
+from hdh_migrate.validation.sides import validate_side
+from hdh_migrate.validation.table import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
     url, table, mode = sys.argv[1:4]
-    doc = V.load_suite(ROOT / "expectations" / f"{table}.json")
-    runner = V._GxRunner(table, doc, None, grouped=mode == "grouped")
+    doc = load_suite(ROOT / "expectations" / f"{table}.json")
+    runner = GxRunner(table, doc, None, grouped=mode == "grouped")
     start = time.perf_counter()
     # GX's way batches a table file by file (a batch per file, as its file data assets do); hdh-migrate's
     # fills batches across files smaller than a group (validate.file_groups)
-    side = V.validate_side("source", table, doc, url, runner=runner, group_bytes=None if mode == "grouped" else 1)
+    side = validate_side("source", table, doc, url, runner=runner, group_bytes=None if mode == "grouped" else 1)
     seconds = time.perf_counter() - start
     counts = ("element_count", "unexpected_count", "missing_count")
     outcome = [

@@ -93,86 +93,103 @@ def derive_expectations(table: TableSchema) -> list[dict[str, Any]]:
             column_list=table.column_names,
         )
     ]
-    pk = table.primary_key
     for f in table.fields:
-        kind = f.kind
+        out += _column_expectations(table, f)
+    if len(table.primary_key) > 1:
+        out.append(_exp("expect_compound_columns_to_be_unique", "primary key", column_list=list(table.primary_key)))
+    return out
+
+
+def _column_expectations(table: TableSchema, f: Field) -> list[dict[str, Any]]:
+    """One column's type, nullability, uniqueness, allowed values, and bounds or text form."""
+    kind, pk = f.kind, table.primary_key
+    out = [
+        _exp(
+            "expect_column_values_to_be_of_type",
+            f"type {f.type} stored as {arrow_type(f)}",
+            column=f.name,
+            type_=gx_type(f),
+        )
+    ]
+    if f.name in pk or f.required:
         out.append(
             _exp(
-                "expect_column_values_to_be_of_type",
-                f"type {f.type} stored as {arrow_type(f)}",
+                "expect_column_values_to_not_be_null",
+                "primary key column" if f.name in pk else "required",
                 column=f.name,
-                type_=gx_type(f),
             )
         )
-        if f.name in pk or f.required:
-            out.append(
-                _exp(
-                    "expect_column_values_to_not_be_null",
-                    "primary key column" if f.name in pk else "required",
-                    column=f.name,
-                )
+    if f.unique or pk == (f.name,):
+        out.append(
+            _exp(
+                "expect_column_values_to_be_unique",
+                "unique constraint" if f.unique else "primary key",
+                column=f.name,
             )
-        if f.unique or pk == (f.name,):
-            out.append(
-                _exp(
-                    "expect_column_values_to_be_unique",
-                    "unique constraint" if f.unique else "primary key",
-                    column=f.name,
-                )
-            )
-        enum = [v for v in (f.constraints.get("enum") or []) if str(v) not in table.missing_values]
-        if enum:
-            if kind in ("integer", "number"):
-                enum = [_number(v, kind) for v in enum]
-            out.append(_exp("expect_column_values_to_be_in_set", "enum constraint", column=f.name, value_set=enum))
+        )
+    enum = [v for v in (f.constraints.get("enum") or []) if str(v) not in table.missing_values]
+    if enum:
         if kind in ("integer", "number"):
-            lo, hi = f.minimum, f.maximum
-            why = "minimum/maximum constraints"
-            if kind == "integer" and f.max_length:
-                bound = 10**f.max_length - 1
-                if hi is None:
-                    hi, why = bound, f"at most {f.max_length} digits" + (" and minimum" if lo is not None else "")
-                if lo is None:
-                    lo = -bound
-            if lo is not None or hi is not None:
-                kwargs: dict[str, Any] = {"column": f.name}
-                if lo is not None:
-                    kwargs["min_value"] = _number(lo, kind)
-                if hi is not None:
-                    kwargs["max_value"] = _number(hi, kind)
-                out.append(_exp("expect_column_values_to_be_between", why, **kwargs))
-        elif kind in _REGEX_BY_KIND:
-            out.append(
-                _exp(
-                    "expect_column_values_to_match_regex",
-                    f"{kind} written as text",
-                    column=f.name,
-                    regex=_REGEX_BY_KIND[kind],
-                )
+            enum = [_number(v, kind) for v in enum]
+        out.append(_exp("expect_column_values_to_be_in_set", "enum constraint", column=f.name, value_set=enum))
+    if kind in ("integer", "number"):
+        out += _number_bounds(f)
+    elif kind in _REGEX_BY_KIND:
+        out.append(
+            _exp(
+                "expect_column_values_to_match_regex",
+                f"{kind} written as text",
+                column=f.name,
+                regex=_REGEX_BY_KIND[kind],
             )
-        elif arrow_type(f) == arrow_type(Field("x", "string")):
-            if f.max_length is not None or f.min_length is not None:
-                kwargs = {"column": f.name}
-                if f.min_length is not None:
-                    kwargs["min_value"] = f.min_length
-                if f.max_length is not None:
-                    kwargs["max_value"] = f.max_length
-                out.append(_exp("expect_column_value_lengths_to_be_between", "length / minLength", **kwargs))
-            if f.pattern:
-                out.append(
-                    _exp("expect_column_values_to_match_regex", "pattern constraint", column=f.name, regex=f.pattern)
-                )
-            elif kind == "id":
-                out.append(
-                    _exp(
-                        "expect_column_values_to_match_regex",
-                        "pseudonymised id",
-                        column=f.name,
-                        regex=ID_REGEX.format(n=f.max_length),
-                    )
-                )
-    if len(pk) > 1:
-        out.append(_exp("expect_compound_columns_to_be_unique", "primary key", column_list=list(pk)))
+        )
+    elif arrow_type(f) == arrow_type(Field("x", "string")):
+        out += _text_form(f)
+    return out
+
+
+def _number_bounds(f: Field) -> list[dict[str, Any]]:
+    """minimum/maximum, or what an integer's maximum number of digits (``length``) allows."""
+    kind = f.kind
+    lo, hi = f.minimum, f.maximum
+    why = "minimum/maximum constraints"
+    if kind == "integer" and f.max_length:
+        bound = 10**f.max_length - 1
+        if hi is None:
+            hi, why = bound, f"at most {f.max_length} digits" + (" and minimum" if lo is not None else "")
+        if lo is None:
+            lo = -bound
+    if lo is None and hi is None:
+        return []
+    kwargs: dict[str, Any] = {"column": f.name}
+    if lo is not None:
+        kwargs["min_value"] = _number(lo, kind)
+    if hi is not None:
+        kwargs["max_value"] = _number(hi, kind)
+    return [_exp("expect_column_values_to_be_between", why, **kwargs)]
+
+
+def _text_form(f: Field) -> list[dict[str, Any]]:
+    """A text column's length range, and its pattern (or a pseudonymised id's)."""
+    out = []
+    if f.max_length is not None or f.min_length is not None:
+        kwargs: dict[str, Any] = {"column": f.name}
+        if f.min_length is not None:
+            kwargs["min_value"] = f.min_length
+        if f.max_length is not None:
+            kwargs["max_value"] = f.max_length
+        out.append(_exp("expect_column_value_lengths_to_be_between", "length / minLength", **kwargs))
+    if f.pattern:
+        out.append(_exp("expect_column_values_to_match_regex", "pattern constraint", column=f.name, regex=f.pattern))
+    elif f.kind == "id":
+        out.append(
+            _exp(
+                "expect_column_values_to_match_regex",
+                "pseudonymised id",
+                column=f.name,
+                regex=ID_REGEX.format(n=f.max_length),
+            )
+        )
     return out
 
 

@@ -149,7 +149,7 @@ def test_run_validates_seeded_snds_tables_on_both_sides(
     dag = dagbag.get_dag("hdh_migrate_dataset")
     caplog.set_level("INFO", logger="hdh_migrate.validation")
     # files this small would share one group (validate.file_groups): one group per file, as with real files
-    monkeypatch.setattr("hdh_migrate.validation.table.GROUP_BYTES", 1)
+    monkeypatch.setattr("hdh_migrate.validation.files.GROUP_BYTES", 1)
     dr = dag.test(run_conf=_conf(azure_container, s3_bucket, dataset="snds-validate", validate_processes=2))
     assert dr.state == "success"
     # each table's two files went to two worker processes (spawned from the task, stores from Connections)

@@ -100,22 +100,3 @@ def test_row_fingerprint_ignores_row_order_and_sees_a_duplicate() -> None:
     assert fingerprint(shuffled) == fingerprint(table)
     duplicated = pa.concat_tables([table, table.slice(5, 1)]).slice(1)  # one row gone, another twice
     assert fingerprint(duplicated) != fingerprint(table)
-
-
-def test_distinct_keys_count_across_batches_and_workers() -> None:
-    """The distinct count of a key (64-bit hashes): batches and a worker's share merged, runs compacted."""
-    from hdh_migrate.validation.table import _Distinct
-
-    rng = np.random.default_rng(11)
-    batches = [rng.integers(0, 3_000_000, 900_000).astype(np.uint64) for _ in range(6)]
-    here, worker = _Distinct(), _Distinct()
-    for b in batches[:4]:
-        here.add(b)
-    for b in batches[4:]:
-        worker.add(b)
-    worker.add(np.zeros(0, dtype=np.uint64))  # a batch with no rows for this key
-    here.merge(worker)
-    assert len(here.parts) < 6  # past 4 M values, the sorted runs were merged into one
-    assert here.rows == 5_400_000
-    assert here.count() == len(set(np.concatenate(batches).tolist()))
-    assert _Distinct().count() == 0

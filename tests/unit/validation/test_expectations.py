@@ -9,7 +9,7 @@ from hdh_migrate.cli import data as cli_data
 from hdh_migrate.validation.expectations import build_suite, derive_expectations, write_suite_from_schema
 from hdh_migrate.validation.schema import DEFAULT_SCHEMA, load_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SF = load_schema()
 
 

@@ -1,4 +1,4 @@
-"""The suite run in column groups (hdh_migrate/gxplan.py) gives GX's whole-frame results, expectation by
+"""The suite run in column groups (hdh_migrate/validation/gxplan.py) gives GX's whole-frame results, expectation by
 expectation, on data damaged in every way the suites check.
 
 No store here: batches are generated in memory and both ways run through the real GX. The whole-frame
@@ -19,10 +19,10 @@ import pytest
 
 from hdh_migrate.dev.seed import generate_rows
 from hdh_migrate.validation import gxplan
+from hdh_migrate.validation.gxrunner import GxRunner
 from hdh_migrate.validation.schema import load_schema
-from hdh_migrate.validation.table import _GxRunner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SF = load_schema()
 EXACT = 2**53  # the first integer from which doubles skip integers
 
@@ -125,8 +125,8 @@ def test_grouped_validation_gives_the_whole_frame_results_on_damaged_data(table:
     doc["expectations"].insert(0, {"type": gxplan.BETWEEN, "kwargs": {"column": column, "max_value": EXACT},
                                    "meta": {"hdh_origin": "hand"}})
     damaged, used = _damage(batch, doc)
-    grouped = _GxRunner(table, doc, None)
-    whole = _GxRunner(table, doc, None, grouped=False)
+    grouped = GxRunner(table, doc, None)
+    whole = GxRunner(table, doc, None, grouped=False)
     assert len(grouped.groups) > 3 and len(whole.groups) == 1
 
     for t in (batch, damaged):
@@ -183,70 +183,9 @@ def test_groups_hold_every_expectation_once_and_keep_whole_frame_ones_whole() ->
 
 def test_an_empty_suite_validates_and_passes() -> None:
     assert gxplan.plan_groups([]) == [gxplan.Group((), None)]
-    runner = _GxRunner("IR_BEN_R", {"name": "IR_BEN_R", "expectations": []}, None)
+    runner = GxRunner("IR_BEN_R", {"name": "IR_BEN_R", "expectations": []}, None)
     res = runner.validate(generate_rows(SF.table("IR_BEN_R"), 0, 10, seed=1, schemas=SF))
     assert res.success and res.results == [] and res.statistics["evaluated_expectations"] == 0
-
-
-@pytest.mark.parametrize(
-    ("sizes", "jobs", "expected"),
-    [
-        ([10, 10, 10, 10], 2, [2, 2]),
-        ([100, 1, 1, 1], 3, [1, 1, 2]),
-        ([1, 1, 1, 100], 2, [3, 1]),
-        ([5, 5], 8, [1, 1]),  # no more runs than files
-        ([7, 7, 7], 1, [3]),
-        ([0, 0, 0, 0, 0, 0], 3, [2, 2, 2]),  # empty files still spread
-    ],
-)
-def test_files_are_cut_into_contiguous_runs_of_about_the_same_bytes(
-    sizes: list[int], jobs: int, expected: list[int]
-) -> None:
-    from hdh_migrate.validation.table import _file_chunks
-
-    groups = [[f] for f in _files(sizes)]  # files of a group size or more: a group each
-    chunks = _file_chunks(groups, jobs)
-    assert [len(c) for c in chunks] == expected
-    assert [g for c in chunks for g in c] == groups  # every group once, in order
-
-
-def _files(sizes: list[int]) -> list[Any]:
-    from datetime import UTC, datetime
-
-    from hdh_migrate.stores.interface import ObjectInfo
-
-    return [ObjectInfo(f"part-{i}", s, f"e{i}", datetime.now(UTC)) for i, s in enumerate(sizes)]
-
-
-@pytest.mark.parametrize(
-    ("sizes", "expected"),
-    [
-        ([40, 40, 40], [1, 1, 1]),  # each file holds a group's bytes: each its own group
-        ([10, 10, 10, 10, 10], [4, 1]),  # small files share a group until it holds 32
-        ([5, 100, 5, 5], [2, 2]),
-        ([0, 0, 0], [3]),
-        ([], []),
-    ],
-)
-def test_small_files_are_grouped_by_the_listing_alone(sizes: list[int], expected: list[int]) -> None:
-    """Groups depend on names and sizes only, so the batches cannot depend on the number of processes."""
-    from hdh_migrate.validation.table import _file_chunks, file_groups
-
-    files = _files(sizes)
-    groups = file_groups(files, 32)
-    assert [len(g) for g in groups] == expected
-    assert [f for g in groups for f in g] == files
-    for jobs in (2, 3):  # processes get whole groups
-        assert [g for c in _file_chunks(groups, jobs) for g in c] == groups
-
-
-def test_a_worker_gets_a_group_s_worth_of_bytes_at_least() -> None:
-    """A worker pays GX's import: 33 + 6 bytes with groups of 32 stay in one process, 40 + 40 do not."""
-    from hdh_migrate.validation.table import _file_chunks, file_groups
-
-    for sizes, runs in (([33, 6], 1), ([40, 40], 2), ([40, 40, 40], 3), ([10] * 9, 2)):
-        groups = file_groups(_files(sizes), 32)
-        assert len(_file_chunks(groups, 4, 32)) == runs, sizes
 
 
 def test_a_bound_beyond_2_53_is_checked_exactly() -> None:
@@ -265,7 +204,7 @@ def test_a_bound_beyond_2_53_is_checked_exactly() -> None:
                     and r.expectation_config.kwargs.get("column") == "IJR_EMP_NUM")
 
     for grouped in (True, False):
-        runner = _GxRunner("ER_PRS_F", doc, None, grouped=grouped)
+        runner = GxRunner("ER_PRS_F", doc, None, grouped=grouped)
         r = between(runner.validate(bad))
         assert not r.success and r.result["unexpected_count"] == 2 and r.result["missing_count"] == 1
         assert between(runner.validate(ok_edge)).success
