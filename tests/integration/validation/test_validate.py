@@ -30,8 +30,8 @@ from hdh_migrate.stores.settings import azure_settings_from_env, s3_settings_fro
 from hdh_migrate.validation.expectations import write_suite_from_schema
 from hdh_migrate.validation.schema import load_schema
 from hdh_migrate.validation.table import ValidationFailedError, format_report, validate_table
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 SF = load_schema()
 ROWS = {"IR_BEN_R": 1500, "ER_PRS_F": 2000, "T_MCOaaB": 1200, "T_MCOaaC": 1000}
 SEED, UNIVERSE = 11, 1500

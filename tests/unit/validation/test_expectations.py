@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hdh_migrate.cli import data as cli_data
+from hdh_migrate.cli import main as cli_main
 from hdh_migrate.validation.expectations import build_suite, derive_expectations, write_suite_from_schema
 from hdh_migrate.validation.schema import DEFAULT_SCHEMA, load_schema
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 SF = load_schema()
 
 
@@ -118,7 +118,7 @@ def test_cli_from_schema_on_a_table_it_has_never_seen(tmp_path: Path, monkeypatc
         )
     )
     monkeypatch.chdir(tmp_path)
-    assert cli_data.main(["expectations", "from-schema", str(schema), "--table", "T_LAB_RES"]) == 0
+    assert cli_main(["expectations", "from-schema", str(schema), "--table", "T_LAB_RES"]) == 0
     doc = json.loads((tmp_path / "expectations" / "T_LAB_RES.json").read_text())
     exps = doc["expectations"]
     assert doc["name"] == "T_LAB_RES"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,8 +20,8 @@ from hdh_migrate.dev.seed import generate_rows
 from hdh_migrate.validation import gxplan
 from hdh_migrate.validation.gxrunner import GxRunner
 from hdh_migrate.validation.schema import load_schema
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 SF = load_schema()
 EXACT = 2**53  # the first integer from which doubles skip integers
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,8 +12,8 @@ import pytest
 from hdh_migrate.dev.seed import generate_rows
 from hdh_migrate.validation.metrics import DistinctKeys, SideMetrics, compare_metrics, key_sets
 from hdh_migrate.validation.schema import load_schema
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 SF = load_schema()
 
 
