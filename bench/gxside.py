@@ -1,7 +1,7 @@
 """One side of a table's validation, run one way, for bench/validation (a subprocess per measurement).
 
 ``python -m bench.gxside URL TABLE grouped|whole`` validates the table under URL with its suite from
-expectations/, either as ``hdh-migrate validate`` does (the suite in column groups, hdh_migrate/gxplan.py)
+expectations/, either as ``hdh-migrate validate`` does (the suite in column groups, hdh_migrate/validation/gxplan.py)
 or as one GX validation of the whole DataFrame per batch, a batch per file at most (GX's own way, and
 hdh-migrate's before). It
 prints one JSON line: rows, batches, seconds in the validation itself (GX's import and context excluded),
@@ -30,7 +30,7 @@ def main() -> int:
     runner = GxRunner(table, doc, None, grouped=mode == "grouped")
     start = time.perf_counter()
     # GX's way batches a table file by file (a batch per file, as its file data assets do); hdh-migrate's
-    # fills batches across files smaller than a group (validate.file_groups)
+    # fills batches across files smaller than a group (validation.files.file_groups)
     side = validate_side("source", table, doc, url, runner=runner, group_bytes=None if mode == "grouped" else 1)
     seconds = time.perf_counter() - start
     counts = ("element_count", "unexpected_count", "missing_count")

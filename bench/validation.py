@@ -3,8 +3,8 @@
 Why a benchmark of its own: in the demo's migration DAG the copy of 280 MiB took 17 s and the Great
 Expectations validation of the same tables 400 s, and a real ER_PRS_F holds billions of rows. The peer is
 GX itself, run the way its pandas assets run: one validation of the whole batch, every column, a batch per
-file at most (hdh-migrate's own way until column groups, hdh_migrate/gxplan.py, and batches filled across
-small files, validate.file_groups). Both read the same Parquet files from Azurite with the same reader,
+file at most (hdh-migrate's own way until column groups, hdh_migrate/validation/gxplan.py, and batches filled across
+small files, validation.files.file_groups). Both read the same Parquet files from Azurite with the same reader,
 compute the same side metrics, and must reach the same outcome for every expectation (checked: a digest
 of the outcomes). Each way runs in its own process, alternated, ``--reps`` times; the table prints medians.
 
