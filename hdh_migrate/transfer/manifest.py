@@ -183,15 +183,6 @@ def iter_inventory(path: str | Path, *, batch_rows: int = 1_000) -> Iterator[Obj
             )
 
 
-def inventory_stats(path: str | Path) -> ManifestStats:
-    import pyarrow.compute as pc  # lazy: ~0.15 s of import (module docstring)
-    import pyarrow.parquet as pq  # lazy: ~0.15 s of import (module docstring)
-
-    pf = pq.ParquetFile(path)
-    sizes = pf.read(columns=["size"]).column("size")
-    return ManifestStats(str(path), pf.metadata.num_rows, int(pc.sum(sizes).as_py() or 0), file_sha256(str(path)))
-
-
 class Inventory:
     """A job's listing of the source: its counts at once, its objects for the job, and its manifest.
 

@@ -130,8 +130,6 @@ class TableSchema:
                 return f
         raise SchemaError(f"table {self.name} has no column {name!r}")
 
-    def references(self, resource: str) -> list[ForeignKey]:
-        return [fk for fk in self.foreign_keys if fk.resource == resource]
 
 
 @dataclass(frozen=True)
@@ -273,11 +271,6 @@ def load_schema(path: str | Path | None = None) -> SchemaFile:
         sha256=hashlib.sha256(raw).hexdigest(),
         source=dict(doc.get("_source") or {}),
     )
-
-
-def list_tables(schema: SchemaFile | str | Path | None = None) -> list[str]:
-    sf = schema if isinstance(schema, SchemaFile) else load_schema(schema)
-    return sorted(sf.tables)
 
 
 def get_table(name: str, schema: SchemaFile | str | Path | None = None) -> TableSchema:

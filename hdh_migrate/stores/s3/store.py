@@ -21,7 +21,7 @@ from hdh_migrate.errors import BucketNotFoundError, CorruptedTransferError, HdhM
 from hdh_migrate.stores.interface import Features, ObjectInfo, PutResult
 from hdh_migrate.stores.s3.direct import S3Direct, open_direct
 from hdh_migrate.stores.s3.errors import typed_error
-from hdh_migrate.stores.s3.sdk import S3Sdk, refusal
+from hdh_migrate.stores.s3.sdk import S3Sdk
 from hdh_migrate.stores.settings import S3Settings, encryption_summary, sse_c_raw
 from hdh_migrate.stores.transport import DIRECT, SDK, Refusal, choose
 
@@ -92,19 +92,6 @@ class S3Store:
 
     def _error(self, r: Refusal, what: str, key: str | None = None) -> HdhMigrateError:
         return typed_error(r, endpoint=self.settings.describe(), bucket=self.container, what=what, key=key)
-
-    @contextlib.contextmanager
-    def _errors(self, what: str, key: str | None = None) -> Iterator[None]:
-        """Typed errors for calls made on ``client`` directly."""
-        try:
-            yield
-        except HdhMigrateError:
-            raise
-        except Exception as exc:
-            r = exc if isinstance(exc, Refusal) else refusal(exc)
-            if r is None:
-                raise
-            raise self._error(r, what, key) from None
 
     # -- the core -----------------------------------------------------------------------------------
     def check_access(self, prefix: str = "") -> None:
