@@ -142,7 +142,7 @@ def _start_redis(say: Callable[[str], None]) -> str | None:
 def ensure_services(*, start: bool = True, say: Callable[[str], None] | None = None) -> str | None:
     """None when PostgreSQL (trust auth, user postgres) and Redis answer on 127.0.0.1, starting a stopped
     one if ``start``; otherwise the reason they are unavailable (for a visible skip)."""
-    report = say or (lambda m: print(m, file=sys.stderr, flush=True))
+    report = say or airflow_local.to_stderr
     for port, starter, name in ((PG_PORT, _start_postgresql, "PostgreSQL"), (REDIS_PORT, _start_redis, "Redis")):
         if airflow_local.port_open(port):
             continue
@@ -228,15 +228,7 @@ class CeleryAirflow:
     redis_token: str
     concurrency: int
     workers: dict[str, Worker] = field(default_factory=dict)
-    say: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr, flush=True), repr=False)
-
-    @property
-    def state_url(self) -> str:
-        return pg_url(self.state_db)
-
-    @property
-    def broker_url(self) -> str:
-        return f"redis://{HOST}:{REDIS_PORT}/{self.redis_db}"
+    say: Callable[[str], None] = field(default=airflow_local.to_stderr, repr=False)
 
     def __getattr__(self, name: str) -> Any:  # the REST helpers of LocalAirflow: trigger, wait_run, api, ...
         if name == "af":
@@ -408,11 +400,84 @@ def start_celery(
     """Create the databases, claim a Redis db, start the components and ``workers`` Celery workers
     (``w1``, ``w2``, ...); returns once the API is healthy and every worker is ready. Raises
     :class:`ServicesUnavailableError` (nothing started) when PostgreSQL or Redis cannot be had."""
-    report = say or (lambda m: print(m, file=sys.stderr, flush=True))
+    report = say or airflow_local.to_stderr
     why = ensure_services(start=start_services, say=report)
     if why:
         raise ServicesUnavailableError(why)
-    tag = uuid.uuid4().hex[:10]
+    own = _claim_backends(uuid.uuid4().hex[:10])
+    extra = celery_env(
+        metadata_db=own.metadata_db,
+        state_db=own.state_db,
+        redis_db=own.redis_db,
+        queue=own.queue,
+        concurrency=concurrency,
+        workers=workers,
+        heartbeat_timeout=heartbeat_timeout,
+    )
+    extra.update(extra_env or {})
+    report(
+        f"airflow-celery: metadata db {own.metadata_db}, state db {own.state_db}, broker redis db {own.redis_db}, "
+        f"queue {own.queue}"
+    )
+    return _start_deployment(home, port, extra, own, workers=workers, concurrency=concurrency, say=report)
+
+
+def _start_deployment(
+    home: Path | str,
+    port: int | None,
+    extra: dict[str, str],
+    own: _Backends,
+    *,
+    workers: int,
+    concurrency: int,
+    say: Callable[[str], None],
+) -> CeleryAirflow:
+    """Start the core components with the Celery settings ``extra``, then the workers; on any failure,
+    stop what started and give back the databases and the Redis db."""
+    af: LocalAirflow | None = None
+    dep: CeleryAirflow | None = None
+    try:
+        af = airflow_local.start(home, port, extra_env=extra, say=say)
+        env = airflow_local.airflow_env(Path(home).resolve(), af.port, extra=extra)
+        dep = CeleryAirflow(
+            af=af,
+            env=env,
+            queue=own.queue,
+            metadata_db=own.metadata_db,
+            state_db=own.state_db,
+            redis_db=own.redis_db,
+            redis_token=own.token,
+            concurrency=concurrency,
+            say=say,
+        )
+        _start_workers(dep, workers)
+        return dep
+    except BaseException:
+        _undo_start(dep, af, own)
+        raise
+
+
+@dataclass(frozen=True)
+class _Backends:
+    """What one deployment has of its own on the shared services: two databases, a Redis db, a queue."""
+
+    metadata_db: str
+    state_db: str
+    queue: str
+    redis_db: int
+    token: str  # the value of the Redis db's claim key
+
+    def release(self) -> None:
+        """Drop the databases and release the Redis db, whatever fails (the caller is already failing)."""
+        for db in (self.metadata_db, self.state_db):
+            with contextlib.suppress(Exception):
+                drop_database(db)
+        with contextlib.suppress(Exception):
+            release_redis_db(self.redis_db, self.token, self.queue)
+
+
+def _claim_backends(tag: str) -> _Backends:
+    """Create both databases and claim an empty Redis db; the databases are dropped again if none is free."""
     metadata_db, state_db, queue = f"hdh_af_{tag}", f"hdh_state_{tag}", f"hdh-migrate-{tag}"
     create_database(metadata_db)
     create_database(state_db)
@@ -423,50 +488,25 @@ def start_celery(
         drop_database(metadata_db)
         drop_database(state_db)
         raise
-    extra = celery_env(
-        metadata_db=metadata_db,
-        state_db=state_db,
-        redis_db=redis_db,
-        queue=queue,
-        concurrency=concurrency,
-        workers=workers,
-        heartbeat_timeout=heartbeat_timeout,
-    )
-    extra.update(extra_env or {})
-    report(f"airflow-celery: metadata db {metadata_db}, state db {state_db}, broker redis db {redis_db}, queue {queue}")
-    af: LocalAirflow | None = None
-    dep: CeleryAirflow | None = None
-    try:
-        af = airflow_local.start(home, port, extra_env=extra, say=report)
-        env = airflow_local.airflow_env(Path(home).resolve(), af.port, extra=extra)
-        dep = CeleryAirflow(
-            af=af,
-            env=env,
-            queue=queue,
-            metadata_db=metadata_db,
-            state_db=state_db,
-            redis_db=redis_db,
-            redis_token=token,
-            concurrency=concurrency,
-            say=report,
-        )
-        for i in range(1, workers + 1):
-            dep.start_worker(f"w{i}")
-        af.wait_healthy()
-        dep.wait_workers()
-        return dep
-    except BaseException:
-        if dep is not None:
-            dep.stop()
-        else:
-            if af is not None:
-                af.stop()
-            for db in (metadata_db, state_db):
-                with contextlib.suppress(Exception):
-                    drop_database(db)
-            with contextlib.suppress(Exception):
-                release_redis_db(redis_db, token, queue)
-        raise
+    return _Backends(metadata_db=metadata_db, state_db=state_db, queue=queue, redis_db=redis_db, token=token)
+
+
+def _start_workers(dep: CeleryAirflow, workers: int) -> None:
+    """Start ``w1`` ... ``wN`` (while the components come up), then wait for the API and every worker."""
+    for i in range(1, workers + 1):
+        dep.start_worker(f"w{i}")
+    dep.af.wait_healthy()
+    dep.wait_workers()
+
+
+def _undo_start(dep: CeleryAirflow | None, af: LocalAirflow | None, own: _Backends) -> None:
+    """Stop whatever a failed start got running and give back what it took on the shared services."""
+    if dep is not None:
+        dep.stop()
+        return
+    if af is not None:
+        af.stop()
+    own.release()
 
 
 # -- command line ------------------------------------------------------------------------------------

@@ -63,6 +63,11 @@ class AirflowLocalError(RuntimeError):
     """The local Airflow could not be started, reached, or did something unexpected."""
 
 
+def to_stderr(msg: str) -> None:
+    """Where progress goes unless the caller passes a ``say`` of its own."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
@@ -192,7 +197,7 @@ class LocalAirflow:
     dags_folder: Path
     started_at: float = field(default_factory=time.monotonic)
     username: str = ADMIN_USER
-    say: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr, flush=True), repr=False)
+    say: Callable[[str], None] = field(default=to_stderr, repr=False)
     _token: str | None = field(default=None, repr=False)
     _token_time: float = field(default=0.0, repr=False)
 
@@ -621,34 +626,64 @@ def start(
     error unless ``replace`` (it is then stopped first)."""
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    report = say or (lambda m: print(m, file=sys.stderr, flush=True))
-    old = attach(home)
-    if old is not None:
-        if not replace:
-            raise AirflowLocalError(
-                f"an Airflow started by hdh-migrate already runs in {home} on {old.url} (session {old.sid})",
-            )
-        old.say = report
-        old.stop()
+    report = say or to_stderr
+    _stop_previous(home, replace=replace, say=report)
     port = port or free_port()
     if port_open(port):
         raise AirflowLocalError(f"port {HOST}:{port} is already in use; pick another or let start() choose")
-    airflow = venv_bin() / "airflow"
-    if not airflow.exists():
-        raise AirflowLocalError(f"{airflow} not found: run scripts/bootstrap (installs the airflow extra)")
+    airflow = _airflow_command()
     dags = Path(dags_folder).resolve() if dags_folder else project_root() / "dags"
     env = airflow_env(
         home, port, dags_folder=dags, plugins_folder=Path(plugins_folder) if plugins_folder else None, extra=extra_env
     )
+    logs = _fresh_component_logs(home)
+
+    t0 = time.monotonic()
+    report(f"airflow: migrating the metadata database {home / 'airflow.db'}")
+    _migrate_db(airflow, env, home, logs, timeout=migrate_timeout)
+    report(f"airflow: database ready in {time.monotonic() - t0:.1f} s; starting the components on {HOST}:{port}")
+    launcher = home / "run-components.sh"
+    launcher.write_text(_launcher_script(_component_commands(airflow, port, triggerer=triggerer), home, logs))
+    sid = _launch(launcher, env, home, logs)
+    _write_state(home, sid=sid, port=port, dags=dags)
+    af = LocalAirflow(home=home, port=port, sid=sid, dags_folder=dags, started_at=t0)
+    af.say = report
+    return af
+
+
+def _stop_previous(home: Path, *, replace: bool, say: Callable[[str], None]) -> None:
+    """Refuse to start over an instance already running in ``home``, or stop it first if ``replace``."""
+    old = attach(home)
+    if old is None:
+        return
+    if not replace:
+        raise AirflowLocalError(
+            f"an Airflow started by hdh-migrate already runs in {home} on {old.url} (session {old.sid})",
+        )
+    old.say = say
+    old.stop()
+
+
+def _airflow_command() -> Path:
+    airflow = venv_bin() / "airflow"
+    if not airflow.exists():
+        raise AirflowLocalError(f"{airflow} not found: run scripts/bootstrap (installs the airflow extra)")
+    return airflow
+
+
+def _fresh_component_logs(home: Path) -> Path:
+    """The folder of the components' logs, emptied of the previous run's."""
     logs = home / "component-logs"
     logs.mkdir(exist_ok=True)
     # a previous run's pids and logs would be mistaken for this run's: keep one previous log, drop the pids
     (home / "component.pids").unlink(missing_ok=True)
     for old_log in logs.glob("*.log"):
         old_log.replace(old_log.with_suffix(".log.1"))
+    return logs
 
-    t0 = time.monotonic()
-    report(f"airflow: migrating the metadata database {home / 'airflow.db'}")
+
+def _migrate_db(airflow: Path, env: dict[str, str], home: Path, logs: Path, *, timeout: float) -> None:
+    """``airflow db migrate``, in a session of its own so that one that hangs is stopped whole."""
     with open(logs / "db-migrate.log", "wb") as out:
         proc = subprocess.Popen(
             [str(airflow), "db", "migrate"],
@@ -660,17 +695,17 @@ def start(
             start_new_session=True,
         )
         try:
-            rc = proc.wait(timeout=migrate_timeout)
+            rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             stop_session(proc.pid, timeout=5)
-            raise AirflowLocalError(
-                f"airflow db migrate took more than {migrate_timeout:.0f} s; see {out.name}"
-            ) from None
+            raise AirflowLocalError(f"airflow db migrate took more than {timeout:.0f} s; see {out.name}") from None
     if rc != 0:
         tail = (logs / "db-migrate.log").read_text(errors="replace")[-3000:]
         raise AirflowLocalError(f"airflow db migrate failed (exit {rc}):\n{tail}")
-    report(f"airflow: database ready in {time.monotonic() - t0:.1f} s; starting the components on {HOST}:{port}")
 
+
+def _component_commands(airflow: Path, port: int, *, triggerer: bool) -> dict[str, list[str]]:
+    """The command line of each component (the log servers are skipped: they would bind every interface)."""
     commands = {
         "api-server": [str(airflow), "api-server", "--host", HOST, "--port", str(port)],
         "scheduler": [str(airflow), "scheduler", "--skip-serve-logs"],
@@ -678,6 +713,12 @@ def start(
     }
     if triggerer:
         commands["triggerer"] = [str(airflow), "triggerer", "--skip-serve-logs"]
+    return commands
+
+
+def _launcher_script(commands: dict[str, list[str]], home: Path, logs: Path) -> str:
+    """A bash script that starts every component in the background, each with its log, records
+    ``name pid`` lines in ``home/component.pids`` (read by :meth:`LocalAirflow.pids`) and waits."""
     pid_file = home / "component.pids"
     lines = ["set -u", f": > {shlex.quote(str(pid_file))}"]
     for name, argv in commands.items():
@@ -685,8 +726,11 @@ def start(
         lines.append(f"{shlex.join(argv)} >> {shlex.quote(str(log))} 2>&1 < /dev/null &")
         lines.append(f'echo "{name} $!" >> {shlex.quote(str(pid_file))}')
     lines.append("wait")
-    launcher = home / "run-components.sh"
-    launcher.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def _launch(launcher: Path, env: dict[str, str], home: Path, logs: Path) -> int:
+    """Run the launcher script; return its pid, which is the session id of every component."""
     # One new session (and process group) for everything: stop() signals the group and sweeps the session.
     with open(logs / "launcher.log", "ab") as out:
         leader = subprocess.Popen(
@@ -698,20 +742,13 @@ def start(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    (home / STATE_FILE).write_text(
-        json.dumps(
-            {
-                "sid": leader.pid,
-                "port": port,
-                "url": f"http://{HOST}:{port}",
-                "dags_folder": str(dags),
-                "started": time.time(),
-            }
-        )
-    )
-    af = LocalAirflow(home=home, port=port, sid=leader.pid, dags_folder=dags, started_at=t0)
-    af.say = report
-    return af
+    return leader.pid
+
+
+def _write_state(home: Path, *, sid: int, port: int, dags: Path) -> None:
+    """What :func:`attach` (another process: ``airflow_local stop HOME``) needs to find this instance."""
+    state = {"sid": sid, "port": port, "url": f"http://{HOST}:{port}", "dags_folder": str(dags), "started": time.time()}
+    (home / STATE_FILE).write_text(json.dumps(state))
 
 
 def listening_sockets(sid: int) -> list[str]:

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ POOLS = {
     "hdh_dest_store": (4, "copy and verify shards: caps the shards in flight against the S3 store"),
 }
 SEED = 20240501
+RULE = "=" * 100  # above and below the report
 
 
 def say(msg: str = "") -> None:
@@ -91,27 +93,10 @@ def seed(
     container: str, prefix: str, scale: float, state_dir: Path, env: dict[str, str], *, force: bool = False
 ) -> dict[str, Any]:
     """Seed the four SNDS tables under azure://container/prefix; skip when the same data is already there."""
-    rows = {t: max(1000, int(n * scale)) for t, n in TABLE_ROWS.items()}
-    universe = rows["IR_BEN_R"]
-    plan = {
-        "container": container,
-        "prefix": prefix,
-        "rows": rows,
-        "universe": universe,
-        "seed": SEED,
-        "rows_per_file": ROWS_PER_FILE,
-    }
+    plan = _seed_plan(container, prefix, scale)
     stamp = state_dir / "seed.json"
-    try:
-        previous = json.loads(stamp.read_text())
-    except (OSError, ValueError):
-        previous = None
-    if (
-        not force
-        and previous
-        and previous.get("plan") == plan
-        and previous.get("objects") == _listing(container, prefix)
-    ):
+    previous = _read_stamp(stamp)
+    if not force and previous and _same_seed_there(previous, plan):
         total = sum(previous["objects"].values())
         say(
             f"    already seeded: {len(previous['objects'])} files, {human_bytes(total)} "
@@ -119,41 +104,75 @@ def seed(
         )
         return previous
     _listing(container, prefix)  # creates the container
-    for table, n in rows.items():
-        t0 = time.monotonic()
-        argv = [
-            _cli(),
-            "seed",
-            "--schema",
-            str(SCHEMA),
-            "--table",
-            table,
-            "--rows",
-            str(n),
-            "--universe",
-            str(universe),
-            "--seed",
-            str(SEED),
-            "--rows-per-file",
-            str(ROWS_PER_FILE),
-            "--json",
-            f"azure://{container}/{prefix}",
-        ]
-        r = _run(argv, env=env, capture=True)
-        if r.returncode != 0:
-            raise DemoError(f"hdh-migrate seed failed for {table} (exit {r.returncode}); command: {' '.join(argv)}")
-        try:
-            written = sum(int(x.get("bytes", 0)) for x in json.loads(r.stdout))
-            size = human_bytes(written)
-        except (ValueError, TypeError, AttributeError):
-            size = "?"
-        say(f"    {table:9} {n:>10,} rows  {size:>10}  in {time.monotonic() - t0:5.1f} s")
+    for table, n in plan["rows"].items():
+        _seed_one_table(table, n, plan, env)
     objects = _listing(container, prefix)
     state_dir.mkdir(parents=True, exist_ok=True)
     result = {"plan": plan, "objects": objects}
     stamp.write_text(json.dumps(result, indent=1))
     say(f"    seeded {len(objects)} files, {human_bytes(sum(objects.values()))} under azure://{container}/{prefix}")
     return result
+
+
+def _seed_plan(container: str, prefix: str, scale: float) -> dict[str, Any]:
+    """Everything the seeded data depends on: the same plan and the same files mean the same data."""
+    rows = {t: max(1000, int(n * scale)) for t, n in TABLE_ROWS.items()}
+    return {
+        "container": container,
+        "prefix": prefix,
+        "rows": rows,
+        "universe": rows["IR_BEN_R"],
+        "seed": SEED,
+        "rows_per_file": ROWS_PER_FILE,
+    }
+
+
+def _read_stamp(stamp: Path) -> Any:
+    """What the last seeding recorded (its plan and the files it left), None if it recorded nothing."""
+    try:
+        return json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _same_seed_there(previous: dict[str, Any], plan: dict[str, Any]) -> bool:
+    """The last seeding had this plan and its files are still there, unchanged in size."""
+    return previous.get("plan") == plan and previous.get("objects") == _listing(plan["container"], plan["prefix"])
+
+
+def _seed_one_table(table: str, rows: int, plan: dict[str, Any], env: dict[str, str]) -> None:
+    """``hdh-migrate seed`` for one table (the CLI a user would run), with a line of what it wrote."""
+    t0 = time.monotonic()
+    argv = [
+        _cli(),
+        "seed",
+        "--schema",
+        str(SCHEMA),
+        "--table",
+        table,
+        "--rows",
+        str(rows),
+        "--universe",
+        str(plan["universe"]),
+        "--seed",
+        str(SEED),
+        "--rows-per-file",
+        str(ROWS_PER_FILE),
+        "--json",
+        f"azure://{plan['container']}/{plan['prefix']}",
+    ]
+    r = _run(argv, env=env, capture=True)
+    if r.returncode != 0:
+        raise DemoError(f"hdh-migrate seed failed for {table} (exit {r.returncode}); command: {' '.join(argv)}")
+    say(f"    {table:9} {rows:>10,} rows  {_written(r.stdout):>10}  in {time.monotonic() - t0:5.1f} s")
+
+
+def _written(seed_json: str) -> str:
+    """The bytes ``hdh-migrate seed --json`` reports it wrote, human-readable ("?" if unreadable)."""
+    try:
+        return human_bytes(sum(int(x.get("bytes", 0)) for x in json.loads(seed_json)))
+    except (ValueError, TypeError, AttributeError):
+        return "?"
 
 
 def _results_path(value: Any) -> str | None:
@@ -171,6 +190,7 @@ def _results_path(value: Any) -> str | None:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends the demo as Ctrl-C does, so that the Airflow it started is stopped on the way out."""
     raise KeyboardInterrupt
 
 
@@ -181,6 +201,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="A synthetic SNDS dataset moved from Azurite to SeaweedFS by the Airflow DAG "
         "hdh_migrate_dataset, all on 127.0.0.1; prints the UI address, login and results.",
     )
+    _add_data_options(p)
+    _add_dag_options(p)
+    _add_airflow_options(p, root)
+    _add_wait_options(p)
+    args = p.parse_args(argv)
+    # one prefix per size: a smaller dataset seeded over a bigger one would leave its extra files behind
+    args.source_prefix = args.source_prefix or f"snds/{args.size}/"
+    args.dest_prefix = args.dest_prefix or f"snds/{args.size}/"
+    return args
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Which data, where: the source dataset and the destination."""
     p.add_argument(
         "--size",
         choices=sorted(SIZES),
@@ -196,6 +229,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="destination prefix (default snds/SIZE/; a second run then shows that already-copied objects are skipped)",
     )
+
+
+def _add_dag_options(p: argparse.ArgumentParser) -> None:
+    """The Params the DAG run is triggered with."""
     p.add_argument(
         "--shard-max-objects",
         type=int,
@@ -213,6 +250,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "alone; a second process uses the other core)",
     )
     p.add_argument("--dry-run", action="store_true", help="trigger the DAG with dry_run=true")
+
+
+def _add_airflow_options(p: argparse.ArgumentParser, root: Path) -> None:
+    """The local Airflow: where it lives, its port, its DAGs, how long to wait for the run."""
     p.add_argument("--home", default=str(root / "var" / "airflow"), help="AIRFLOW_HOME (default var/airflow)")
     p.add_argument(
         "--port",
@@ -222,6 +263,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--dags-folder", default=str(root / "dags"), help="DAGs folder (default dags/)")
     p.add_argument("--timeout", type=float, default=3600, help="give up on the run after this many seconds")
+
+
+def _add_wait_options(p: argparse.ArgumentParser) -> None:
+    """What happens to Airflow after the report: kept for the UI (default), stopped, or left running."""
     wait = p.add_mutually_exclusive_group()
     wait.add_argument(
         "--no-wait",
@@ -234,187 +279,268 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="exit after the report but leave Airflow running (stop it with the printed command)",
     )
-    args = p.parse_args(argv)
-    # one prefix per size: a smaller dataset seeded over a bigger one would leave its extra files behind
-    args.source_prefix = args.source_prefix or f"snds/{args.size}/"
-    args.dest_prefix = args.dest_prefix or f"snds/{args.size}/"
-    return args
+
+
+@dataclass
+class _Outcome:
+    """What main() needs when the demo ends, however it ends."""
+
+    af: airflow_local.LocalAirflow | None = None  # the Airflow to stop
+    keep_running: bool = False  # --detach: leave it running
+    code: int = 130  # the exit code so far: Ctrl-C before the run's end exits 130, after it the run's code
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The demo; exits 0 when the run (and the cutover) succeeded, 1 when one failed, 2 on an error on the
+    way, 130 when interrupted before the run ended. The rig is always left running."""
     args = parse_args(argv)
     t_start = time.monotonic()
-    dags = Path(args.dags_folder).resolve()
-    dag_file = dags / f"{DAG_ID}.py"
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ, GX_ANALYTICS_ENABLED="false", **rig.env())
-    af: airflow_local.LocalAirflow | None = None
-    keep_running = False
-    code = 130
+    outcome = _Outcome()
     try:
-        step("rig: Azurite (Azure source) and SeaweedFS (S3 destination) on 127.0.0.1")
-        r = _run([_cli(), "rig", "up", "--bucket", args.bucket], env=env)
-        if r.returncode != 0:
-            raise DemoError("hdh-migrate rig up failed (see above)")
-
-        if not seed_available(env):
-            raise DemoError(
-                "'hdh-migrate seed' is not available yet (hdh_migrate/seed.py and cli_data.py): "
-                "the demo needs it to write the synthetic SNDS tables into Azurite"
-            )
-        step(
-            f"seed: the four SNDS tables of {SCHEMA.name} ({args.size}) into azure://{args.container}/"
-            f"{args.source_prefix}"
-        )
-        seeded = seed(
-            args.container,
-            args.source_prefix,
-            SIZES[args.size],
-            Path(args.home).parent / "demo",
-            env,
-            force=args.reseed,
-        )
-        source_bytes = sum(seeded["objects"].values())
-
-        if not dag_file.exists():
-            raise DemoError(f"{dag_file} does not exist: the DAG is not written yet")
-        step(f"airflow: starting a local Airflow in {args.home}")
-        port = args.port or (8080 if not airflow_local.port_open(8080) else None)
-        # the run's evidence and the migration state live next to the demo's Airflow, not in $HOME
-        state_dir = Path(args.home).resolve().parent / "hdh-migrate"
-        state_dir.mkdir(parents=True, exist_ok=True)
-        key_file = state_dir / "report-signing.key"  # the demo's HMAC key for auditor reports (0600)
-        if not key_file.exists():
-            import secrets
-
-            key_file.touch(mode=0o600)
-            key_file.write_text(secrets.token_urlsafe(32))
-        af = airflow_local.start(
-            args.home,
-            port,
-            replace=True,
-            say=say,
-            dags_folder=dags,
-            extra_env={
-                "HDH_MIGRATE_WORK_DIR": str(state_dir / "runs"),
-                "HDH_MIGRATE_DB_URL": f"sqlite:///{state_dir / 'state.db'}",
-                "HDH_MIGRATE_HOME": str(state_dir),
-                "HDH_MIGRATE_REPORT_KEY": key_file.read_text().strip(),
-            },
-        )
-        seconds = af.wait_healthy()
-        say(f"    ready in {seconds:.1f} s at {af.url}")
-        af.wait_dag(DAG_ID)
-        dag_params = af.dag_details(DAG_ID).get("params") or {}
-        af.set_connections_from_rig()
-        say("    connections hdh_azure_source (wasb -> Azurite) and hdh_s3_dest (aws -> SeaweedFS) created")
-        for pool, (slots, description) in POOLS.items():
-            if af.ensure_pool(pool, slots, description):
-                say(f"    pool {pool} created ({slots} slots)")
-
-        conf = {
-            # one dataset per demo run: a dataset that was cut over takes new copies only after a rollback
-            "dataset": f"snds-demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}",
-            "source_conn_id": "hdh_azure_source",
-            "source_container": args.container,
-            "source_prefix": args.source_prefix,
-            "dest_conn_id": "hdh_s3_dest",
-            "dest_bucket": args.bucket,
-            "dest_prefix": args.dest_prefix,
-            "part_size_mib": args.part_size_mib,
-            "max_parallel": args.max_parallel,
-            "verify": args.verify,
-            "dry_run": bool(args.dry_run),
-        }
-        if "validate_processes" in dag_params:
-            conf["validate_processes"] = args.validate_processes
-        if "shard_max_objects" in dag_params:
-            conf["shard_max_objects"] = args.shard_max_objects
-        step(f"trigger: {DAG_ID} through the REST API with conf {json.dumps(conf)}")
-        run_id = af.trigger(DAG_ID, conf, note="started by scripts/demo")
-        t_run = time.monotonic()
-        state = af.wait_run(DAG_ID, run_id, timeout=args.timeout)
-        run_seconds = time.monotonic() - t_run
-        result = af.xcom(DAG_ID, run_id, "summary")
-        results_dir = _results_path(result)
-
-        tis = af.task_instances(DAG_ID, run_id)
-        failed = [ti for ti in tis if ti.get("state") == "failed"]
-        upstream_failed = sorted({ti["task_id"] for ti in tis if ti.get("state") == "upstream_failed"})
-        run_url = af.run_url(DAG_ID, run_id)
-        say()
-        say("=" * 100)
-        say(
-            f" run {run_id} of {DAG_ID}: {state.upper()} in {run_seconds:.0f} s "
-            f"({human_bytes(source_bytes)} of source data)"
-        )
-        say(f" Airflow UI:  {af.url}   (this run: {run_url})")
-        say(f" login:       {af.username} / {af.password}   (from {af.home / airflow_local.PASSWORDS_FILE})")
-        if results_dir:
-            say(f" results:     {results_dir}")
-        if result is not None and not isinstance(result, str):
-            say(f" summary:     {json.dumps(result, default=str)[:2000]}")
-        if result is None:
-            say(" results:     the summary task returned nothing (see its log in the UI)")
-        for ti in failed:
-            index = int(ti.get("map_index", -1))
-            name = ti["task_id"] + (f"[{index}]" if index >= 0 else "")
-            say(f" FAILED:      {name} -> {af.task_log_url(DAG_ID, run_id, ti['task_id'], index)}")
-        if upstream_failed:
-            say(f" not run:     {', '.join(upstream_failed)} (upstream failed)")
-        if failed:
-            say(" what to do:  the alert line (HDH-MIGRATE ALERT ...) is in each failed task's log; docs/RUNBOOK.md")
-        say(f" source:      azure://{args.container}/{args.source_prefix}  (Azurite, 127.0.0.1:{rig.AZURE_PORT})")
-        say(f" destination: s3://{args.bucket}/{args.dest_prefix}  (SeaweedFS, 127.0.0.1:{rig.S3_PORT})")
-        say(
-            f' check again: eval "$(.venv/bin/hdh-migrate rig env)" && .venv/bin/hdh-migrate verify '
-            f"azure://{args.container}/{args.source_prefix} s3://{args.bucket}/{args.dest_prefix} --depth full"
-        )
-        code = 0 if state == "success" else 1
-        if state == "success" and not args.dry_run:
-            # the switch itself: freeze check, every check green, catalog + routing document, signed report
-            step(f"cutover: hdh_cutover for dataset {conf['dataset']} (auditor's report)")
-            cut_id = af.trigger("hdh_cutover", {"dataset": conf["dataset"]}, note="started by scripts/demo")
-            cut_state = af.wait_run("hdh_cutover", cut_id, timeout=args.timeout)
-            rep = af.xcom("hdh_cutover", cut_id, "report") or {}
-            say(f" cutover:     {cut_state.upper()} ({af.run_url('hdh_cutover', cut_id)})")
-            if rep:
-                say(f" audit report (HTML, open in a browser): {rep.get('html')}")
-                say(f" audit report (JSON, signed):            {rep.get('local')}")
-                if rep.get("url"):
-                    say(f" audit report at the destination:       {rep['url']}")
-                say(
-                    f" check its signature: HDH_MIGRATE_REPORT_KEY=$(cat {key_file}) "
-                    f".venv/bin/hdh-migrate report verify {rep.get('local')}"
-                )
-            code = 0 if cut_state == "success" else 1
-        say(f" total demo time {time.monotonic() - t_start:.0f} s")
-        say("=" * 100)
-
-        if args.detach:
-            keep_running = True
-            say(
-                f"Airflow keeps running at {af.url}; stop it with: "
-                f"{sys.executable} -m hdh_migrate.dev.airflow_local stop {af.home}"
-            )
-        elif not args.no_wait:
-            say(f"Airflow keeps running at {af.url} so you can browse the run; press Ctrl-C to stop it.")
-            while True:
-                time.sleep(3600)
-        return code
+        _demo(args, env, outcome, t_start)
+        return outcome.code
     except KeyboardInterrupt:
         say("\ndemo: interrupted")
-        return code
+        return outcome.code
     except (DemoError, airflow_local.AirflowLocalError, HdhMigrateError) as exc:
         say(f"demo: error: {exc}")
         return 2
     finally:
-        if af is not None and not keep_running:
-            af.stop()
+        if outcome.af is not None and not outcome.keep_running:
+            outcome.af.stop()
         say(
             "The rig (Azurite, SeaweedFS) is left running for the next run; stop it with: "
             ".venv/bin/hdh-migrate rig down"
         )
+
+
+def _demo(args: argparse.Namespace, env: dict[str, str], outcome: _Outcome, t_start: float) -> None:
+    """Rig, seed, Airflow, the migration run and its report, the cutover; ``outcome`` follows along."""
+    _start_rig(args, env)
+    source_bytes = _seed_source(args, env)
+    dag_file = Path(args.dags_folder).resolve() / f"{DAG_ID}.py"
+    if not dag_file.exists():
+        raise DemoError(f"{dag_file} does not exist: the DAG is not written yet")
+    step(f"airflow: starting a local Airflow in {args.home}")
+    port = args.port or (8080 if not airflow_local.port_open(8080) else None)
+    # the run's evidence and the migration state live next to the demo's Airflow, not in $HOME
+    state_dir = Path(args.home).resolve().parent / "hdh-migrate"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key_file = _report_key(state_dir)
+    af = outcome.af = _start_airflow(args, port, dag_file.parent, state_dir, key_file)
+    conf = _dag_conf(args, _prepare_airflow(af))
+    run_id, state, run_seconds = _run_migration(af, conf, args.timeout)
+    _report_run(args, af, run_id, state, run_seconds, source_bytes)
+    outcome.code = 0 if state == "success" else 1
+    if state == "success" and not args.dry_run:
+        outcome.code = _cutover(af, conf["dataset"], args.timeout, key_file)
+    say(f" total demo time {time.monotonic() - t_start:.0f} s")
+    say(RULE)
+    _after_report(args, af, outcome)
+
+
+def _start_rig(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """``hdh-migrate rig up`` (adopts servers already running) and the destination bucket."""
+    step("rig: Azurite (Azure source) and SeaweedFS (S3 destination) on 127.0.0.1")
+    r = _run([_cli(), "rig", "up", "--bucket", args.bucket], env=env)
+    if r.returncode != 0:
+        raise DemoError("hdh-migrate rig up failed (see above)")
+
+
+def _seed_source(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Seed the source dataset (unless already there); return its size in bytes."""
+    if not seed_available(env):
+        raise DemoError(
+            "'hdh-migrate seed' is not available yet (hdh_migrate/seed.py and cli_data.py): "
+            "the demo needs it to write the synthetic SNDS tables into Azurite"
+        )
+    step(
+        f"seed: the four SNDS tables of {SCHEMA.name} ({args.size}) into azure://{args.container}/{args.source_prefix}"
+    )
+    seeded = seed(
+        args.container,
+        args.source_prefix,
+        SIZES[args.size],
+        Path(args.home).parent / "demo",
+        env,
+        force=args.reseed,
+    )
+    return sum(seeded["objects"].values())
+
+
+def _report_key(state_dir: Path) -> Path:
+    """The demo's HMAC key for auditor reports (0600), created on the first run."""
+    key_file = state_dir / "report-signing.key"
+    if not key_file.exists():
+        import secrets
+
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(32))
+    return key_file
+
+
+def _start_airflow(
+    args: argparse.Namespace, port: int | None, dags: Path, state_dir: Path, key_file: Path
+) -> airflow_local.LocalAirflow:
+    """Start the demo's Airflow (replacing one a previous demo left running), its tasks pointed at
+    ``state_dir`` for their work files, state database and reports."""
+    return airflow_local.start(
+        args.home,
+        port,
+        replace=True,
+        say=say,
+        dags_folder=dags,
+        extra_env={
+            "HDH_MIGRATE_WORK_DIR": str(state_dir / "runs"),
+            "HDH_MIGRATE_DB_URL": f"sqlite:///{state_dir / 'state.db'}",
+            "HDH_MIGRATE_HOME": str(state_dir),
+            "HDH_MIGRATE_REPORT_KEY": key_file.read_text().strip(),
+        },
+    )
+
+
+def _prepare_airflow(af: airflow_local.LocalAirflow) -> dict[str, Any]:
+    """Wait for Airflow and the DAG, create the Connections and the pools; return the DAG's Params."""
+    seconds = af.wait_healthy()
+    say(f"    ready in {seconds:.1f} s at {af.url}")
+    af.wait_dag(DAG_ID)
+    dag_params = af.dag_details(DAG_ID).get("params") or {}
+    af.set_connections_from_rig()
+    say("    connections hdh_azure_source (wasb -> Azurite) and hdh_s3_dest (aws -> SeaweedFS) created")
+    for pool, (slots, description) in POOLS.items():
+        if af.ensure_pool(pool, slots, description):
+            say(f"    pool {pool} created ({slots} slots)")
+    return dag_params
+
+
+def _dag_conf(args: argparse.Namespace, dag_params: dict[str, Any]) -> dict[str, Any]:
+    """The run's conf; the optional Params only when the DAG declares them."""
+    conf: dict[str, Any] = {
+        # one dataset per demo run: a dataset that was cut over takes new copies only after a rollback
+        "dataset": f"snds-demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}",
+        "source_conn_id": "hdh_azure_source",
+        "source_container": args.container,
+        "source_prefix": args.source_prefix,
+        "dest_conn_id": "hdh_s3_dest",
+        "dest_bucket": args.bucket,
+        "dest_prefix": args.dest_prefix,
+        "part_size_mib": args.part_size_mib,
+        "max_parallel": args.max_parallel,
+        "verify": args.verify,
+        "dry_run": bool(args.dry_run),
+    }
+    if "validate_processes" in dag_params:
+        conf["validate_processes"] = args.validate_processes
+    if "shard_max_objects" in dag_params:
+        conf["shard_max_objects"] = args.shard_max_objects
+    return conf
+
+
+def _run_migration(af: airflow_local.LocalAirflow, conf: dict[str, Any], timeout: float) -> tuple[str, str, float]:
+    """Trigger the DAG and follow the run to its end; return its id, final state and duration."""
+    step(f"trigger: {DAG_ID} through the REST API with conf {json.dumps(conf)}")
+    run_id = af.trigger(DAG_ID, conf, note="started by scripts/demo")
+    t_run = time.monotonic()
+    state = af.wait_run(DAG_ID, run_id, timeout=timeout)
+    return run_id, state, time.monotonic() - t_run
+
+
+def _report_run(
+    args: argparse.Namespace,
+    af: airflow_local.LocalAirflow,
+    run_id: str,
+    state: str,
+    run_seconds: float,
+    source_bytes: int,
+) -> None:
+    """The report's first part: the run, where to see it, its results, what failed, where the data is."""
+    result = af.xcom(DAG_ID, run_id, "summary")
+    results_dir = _results_path(result)
+    tis = af.task_instances(DAG_ID, run_id)
+    failed = [ti for ti in tis if ti.get("state") == "failed"]
+    upstream_failed = sorted({ti["task_id"] for ti in tis if ti.get("state") == "upstream_failed"})
+    run_url = af.run_url(DAG_ID, run_id)
+    say()
+    say(RULE)
+    say(
+        f" run {run_id} of {DAG_ID}: {state.upper()} in {run_seconds:.0f} s "
+        f"({human_bytes(source_bytes)} of source data)"
+    )
+    say(f" Airflow UI:  {af.url}   (this run: {run_url})")
+    say(f" login:       {af.username} / {af.password}   (from {af.home / airflow_local.PASSWORDS_FILE})")
+    _say_results(result, results_dir)
+    _say_failures(af, run_id, failed, upstream_failed)
+    _say_data(args)
+
+
+def _say_results(result: Any, results_dir: str | None) -> None:
+    """Where the results are, and what the summary task returned."""
+    if results_dir:
+        say(f" results:     {results_dir}")
+    if result is not None and not isinstance(result, str):
+        say(f" summary:     {json.dumps(result, default=str)[:2000]}")
+    if result is None:
+        say(" results:     the summary task returned nothing (see its log in the UI)")
+
+
+def _say_failures(
+    af: airflow_local.LocalAirflow, run_id: str, failed: list[dict[str, Any]], upstream_failed: list[str]
+) -> None:
+    """Each failed task instance with the UI page of its log, the tasks that did not run, and what to do."""
+    for ti in failed:
+        index = int(ti.get("map_index", -1))
+        name = ti["task_id"] + (f"[{index}]" if index >= 0 else "")
+        say(f" FAILED:      {name} -> {af.task_log_url(DAG_ID, run_id, ti['task_id'], index)}")
+    if upstream_failed:
+        say(f" not run:     {', '.join(upstream_failed)} (upstream failed)")
+    if failed:
+        say(" what to do:  the alert line (HDH-MIGRATE ALERT ...) is in each failed task's log; docs/RUNBOOK.md")
+
+
+def _say_data(args: argparse.Namespace) -> None:
+    """Where the source and the copy are, and the command that compares them again."""
+    say(f" source:      azure://{args.container}/{args.source_prefix}  (Azurite, 127.0.0.1:{rig.AZURE_PORT})")
+    say(f" destination: s3://{args.bucket}/{args.dest_prefix}  (SeaweedFS, 127.0.0.1:{rig.S3_PORT})")
+    say(
+        f' check again: eval "$(.venv/bin/hdh-migrate rig env)" && .venv/bin/hdh-migrate verify '
+        f"azure://{args.container}/{args.source_prefix} s3://{args.bucket}/{args.dest_prefix} --depth full"
+    )
+
+
+def _cutover(af: airflow_local.LocalAirflow, dataset: str, timeout: float, key_file: Path) -> int:
+    """Run ``hdh_cutover`` for the dataset and print where its signed report is; return the exit code."""
+    # the switch itself: freeze check, every check green, catalog + routing document, signed report
+    step(f"cutover: hdh_cutover for dataset {dataset} (auditor's report)")
+    cut_id = af.trigger("hdh_cutover", {"dataset": dataset}, note="started by scripts/demo")
+    cut_state = af.wait_run("hdh_cutover", cut_id, timeout=timeout)
+    rep = af.xcom("hdh_cutover", cut_id, "report") or {}
+    say(f" cutover:     {cut_state.upper()} ({af.run_url('hdh_cutover', cut_id)})")
+    if rep:
+        say(f" audit report (HTML, open in a browser): {rep.get('html')}")
+        say(f" audit report (JSON, signed):            {rep.get('local')}")
+        if rep.get("url"):
+            say(f" audit report at the destination:       {rep['url']}")
+        say(
+            f" check its signature: HDH_MIGRATE_REPORT_KEY=$(cat {key_file}) "
+            f".venv/bin/hdh-migrate report verify {rep.get('local')}"
+        )
+    return 0 if cut_state == "success" else 1
+
+
+def _after_report(args: argparse.Namespace, af: airflow_local.LocalAirflow, outcome: _Outcome) -> None:
+    """--detach leaves Airflow running, --no-wait lets main() stop it now, else it serves the UI until Ctrl-C."""
+    if args.detach:
+        outcome.keep_running = True
+        say(
+            f"Airflow keeps running at {af.url}; stop it with: "
+            f"{sys.executable} -m hdh_migrate.dev.airflow_local stop {af.home}"
+        )
+    elif not args.no_wait:
+        say(f"Airflow keeps running at {af.url} so you can browse the run; press Ctrl-C to stop it.")
+        while True:
+            time.sleep(3600)
 
 
 if __name__ == "__main__":

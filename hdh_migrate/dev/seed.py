@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +38,17 @@ import pyarrow.parquet as pq
 from hdh_migrate.errors import ConfigError
 from hdh_migrate.locations import parse_location
 from hdh_migrate.validation.rowhash import U64, bits, mix64, salt, uniform
-from hdh_migrate.validation.schema import Field, SchemaFile, TableSchema, arrow_schema, arrow_type, load_schema
+from hdh_migrate.validation.schema import (
+    Field,
+    ForeignKey,
+    SchemaFile,
+    TableSchema,
+    arrow_schema,
+    arrow_type,
+)
+
+if TYPE_CHECKING:
+    from hdh_migrate.stores.interface import Store
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +180,10 @@ class _Ctx:
         return salt(self.seed, self.table.name, column, purpose)
 
 
+#: one column of a table, built when called (a pure function of the entity indices it was made for)
+_Builder = Callable[[], pa.Array]
+
+
 def _null_rate(f: Field, t: TableSchema) -> float:
     if f.name in t.primary_key or f.required or f.unique or any(f.name in fk.fields for fk in t.foreign_keys):
         return 0.0
@@ -230,97 +245,159 @@ def _regular_column(f: Field, c: _Ctx, distinct: int | None = None) -> pa.Array:
 
     ``distinct`` limits the column to about that many values (an establishment number in a key).
     """
-    idx = c.index
-    u = uniform(idx, c.key(f.name))
+    u = uniform(c.index, c.key(f.name))
     if distinct:
         u = (np.floor(u * distinct) + 0.5) / distinct
-    null = uniform(idx, c.key(f.name, "null")) < _null_rate(f, c.table)
+    null = uniform(c.index, c.key(f.name, "null")) < _null_rate(f, c.table)
     mask = null if null.any() else None
-    kind = f.kind
-    enum = _enum_values(f, c.table)
-
     if f.name in _WEIGHTS:
-        table = _WEIGHTS[f.name]
-        values = list(table)
-        picked = np.asarray(values, dtype=object)[_weighted(u, len(values), list(table.values()))]
-        return pa.array(picked, arrow_type(f), mask=mask)
+        return _weighted_column(f, u, mask)
+    enum = _enum_values(f, c.table)
     if enum:
-        pick = _weighted(u, len(enum), _zipf_weights(len(enum)))
-        values = np.asarray(enum, dtype=object)[pick]
-        if kind == "integer":
-            return pa.array(values.astype(np.int64), pa.int64(), mask=mask)
-        if kind == "number":
-            return pa.array(values.astype(np.float64), pa.float64(), mask=mask)
-        return pa.array(values, pa.string(), mask=mask)
-    if kind == "integer":
-        lo, hi = _int_bounds(f)
-        width = f.max_length or 9
-        if f.name == "AGE_ANN":
-            values = lo + np.floor((u**0.8) * min(hi - lo, 95)).astype(np.int64)
-        elif f.nomenclature and (f.minimum is None and f.maximum is None):
-            pool = [lo + salt(f.name, "code", k) % (hi - lo + 1) for k in range(12)]
-            values = np.asarray(pool, dtype=np.int64)[_weighted(u, len(pool), _zipf_weights(len(pool)))]
-        elif f.minimum is not None and f.maximum is not None and f.minimum > 0:
-            values = lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
-        elif width >= 6 and f.minimum is None:
-            base = 10 ** (width - 1)
-            values = base + np.floor(u * (hi - base + 1)).astype(np.int64)
-        else:
-            # counts: mostly small, geometric tail, clipped to the allowed range
-            mean = max(1.0, min(5.0, (hi - lo) / 10))
-            values = lo + np.floor(-np.log1p(-u) * mean).astype(np.int64)
-        return pa.array(np.clip(values, lo, hi), pa.int64(), mask=mask)
-    if kind == "number":
-        scale = f.scale if f.scale is not None else 2
-        if f.minimum is not None or f.maximum is not None:
-            lo = float(f.minimum if f.minimum is not None else 0.0)
-            hi = float(f.maximum if f.maximum is not None else lo + 1000.0)
-            rates = [r for r in (0.0, 35.0, 60.0, 65.0, 70.0, 80.0, 90.0, 100.0) if lo <= r <= hi]
-            if rates and hi - lo >= 50:
-                values = np.asarray(rates)[_weighted(u, len(rates), _zipf_weights(len(rates))[::-1])]
-            else:
-                values = lo + u * (hi - lo)
-        else:
-            # amounts: log-normal (Box-Muller from two independent uniforms)
-            u2 = uniform(idx, c.key(f.name, "normal"))
-            z = np.sqrt(-2.0 * np.log1p(-u)) * np.cos(2 * np.pi * u2)
-            values = np.exp(2.8 + 1.1 * z)
-        return pa.array(np.round(values, scale), pa.float64(), mask=mask)
-    if kind == "boolean":
-        p = 0.02 + (salt("p", f.name) % 48) / 100
-        return pa.array(u < p, pa.bool_(), mask=mask)
-    if kind == "date":
-        days = _DATE_LO + np.floor(u * (_DATE_HI - _DATE_LO + 1)).astype(np.int64)
-        return pa.array(days.astype(np.int32), pa.date32(), mask=mask)
-    if kind == "datetime":
-        secs = _DATE_LO * 86400 + np.floor(u * (_DATE_HI - _DATE_LO + 1) * 86400).astype(np.int64)
-        return pa.array(secs * 1000, pa.timestamp("ms"), mask=mask)
-    if kind in ("year", "yearmonth"):
-        lo_y, hi_y = (1920, 2023) if "NAI" in f.name else (2015, 2023)
-        years = lo_y + np.floor(u * (hi_y - lo_y + 1)).astype(np.int64)
-        if kind == "year":
-            return _string_array(_strings(years.astype(U64), _DIGITS, 4), mask)
-        months = 1 + (bits(idx, c.key(f.name, "month")) % U64(12)).astype(np.int64)
-        return _string_array(_strings((years * 100 + months).astype(U64), _DIGITS, 6), mask)
-    if kind == "month":
-        months = 1 + np.floor(u * 12).astype(np.int64)
-        return _string_array(_strings(months.astype(U64), _DIGITS, 2), mask)
-    if kind == "id":
-        # a pseudonym of an entity drawn from the universe (or of the row's own entity)
-        entity = np.floor(u * c.universe).astype(np.int64)
-        return _string_array(pseudonym(entity, c.key(f.name, "id"), f.max_length or 17), mask)
-    if kind == "code":
-        width = f.max_length or 3
-        if f.name.endswith("_DPT") and width == 3:
-            pick = _weighted(u, len(_DEPARTMENTS), _zipf_weights(len(_DEPARTMENTS)))
-            return pa.array(np.asarray(_DEPARTMENTS, dtype=object)[pick], pa.string(), mask=mask)
-        pool_size = 20 if f.nomenclature else 500
-        pool = mix64(np.arange(pool_size, dtype=U64) + U64(salt(f.name, "pool")))
-        pick = _weighted(u, pool_size, _zipf_weights(pool_size))
-        alphabet = _DIGITS if width <= 12 else _ALNUM
-        return _string_array(_strings(pool[pick], alphabet, width), mask)
+        return _enum_column(f, enum, u, mask)
+    build = _KIND_COLUMNS.get(f.kind, _word_column)
+    return build(f, c, u, mask)
+
+
+# Every kind builder below takes the column, its context, one uniform in [0, 1) per row (already made
+# coarse when the column is limited to a few distinct values) and the null mask (None: no nulls).
+_Mask = np.ndarray | None
+
+
+def _weighted_column(f: Field, u: np.ndarray, mask: _Mask) -> pa.Array:
+    """A column of ``_WEIGHTS``: the warehouse's own distribution of its values."""
+    table = _WEIGHTS[f.name]
+    values = list(table)
+    picked = np.asarray(values, dtype=object)[_weighted(u, len(values), list(table.values()))]
+    return pa.array(picked, arrow_type(f), mask=mask)
+
+
+def _enum_column(f: Field, enum: list[str], u: np.ndarray, mask: _Mask) -> pa.Array:
+    """An enumerated column: the first values of the enum are the most frequent (Zipf)."""
+    pick = _weighted(u, len(enum), _zipf_weights(len(enum)))
+    values = np.asarray(enum, dtype=object)[pick]
+    if f.kind == "integer":
+        return pa.array(values.astype(np.int64), pa.int64(), mask=mask)
+    if f.kind == "number":
+        return pa.array(values.astype(np.float64), pa.float64(), mask=mask)
+    return pa.array(values, pa.string(), mask=mask)
+
+
+def _integer_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    lo, hi = _int_bounds(f)
+    return pa.array(np.clip(_integer_values(f, u, lo, hi), lo, hi), pa.int64(), mask=mask)
+
+
+def _integer_values(f: Field, u: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Integers shaped by what the column holds: an age, a code of a nomenclature, a bounded value, a
+    fixed-width number, or a count."""
+    width = f.max_length or 9
+    if f.name == "AGE_ANN":
+        return lo + np.floor((u**0.8) * min(hi - lo, 95)).astype(np.int64)
+    if f.nomenclature and (f.minimum is None and f.maximum is None):
+        pool = [lo + salt(f.name, "code", k) % (hi - lo + 1) for k in range(12)]
+        return np.asarray(pool, dtype=np.int64)[_weighted(u, len(pool), _zipf_weights(len(pool)))]
+    if f.minimum is not None and f.maximum is not None and f.minimum > 0:
+        return lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
+    if width >= 6 and f.minimum is None:
+        base = 10 ** (width - 1)
+        return base + np.floor(u * (hi - base + 1)).astype(np.int64)
+    # counts: mostly small, geometric tail, clipped to the allowed range
+    mean = max(1.0, min(5.0, (hi - lo) / 10))
+    return lo + np.floor(-np.log1p(-u) * mean).astype(np.int64)
+
+
+def _number_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    scale = f.scale if f.scale is not None else 2
+    bounded = f.minimum is not None or f.maximum is not None
+    values = _bounded_numbers(f, u) if bounded else _amounts(f, c, u)
+    return pa.array(np.round(values, scale), pa.float64(), mask=mask)
+
+
+def _bounded_numbers(f: Field, u: np.ndarray) -> np.ndarray:
+    """A number with a range: the usual reimbursement rates when the range holds them, else uniform."""
+    lo = float(f.minimum if f.minimum is not None else 0.0)
+    hi = float(f.maximum if f.maximum is not None else lo + 1000.0)
+    rates = [r for r in (0.0, 35.0, 60.0, 65.0, 70.0, 80.0, 90.0, 100.0) if lo <= r <= hi]
+    if rates and hi - lo >= 50:
+        return np.asarray(rates)[_weighted(u, len(rates), _zipf_weights(len(rates))[::-1])]
+    return lo + u * (hi - lo)
+
+
+def _amounts(f: Field, c: _Ctx, u: np.ndarray) -> np.ndarray:
+    # amounts: log-normal (Box-Muller from two independent uniforms)
+    u2 = uniform(c.index, c.key(f.name, "normal"))
+    z = np.sqrt(-2.0 * np.log1p(-u)) * np.cos(2 * np.pi * u2)
+    return np.exp(2.8 + 1.1 * z)
+
+
+def _boolean_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    p = 0.02 + (salt("p", f.name) % 48) / 100
+    return pa.array(u < p, pa.bool_(), mask=mask)
+
+
+def _date_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    days = _DATE_LO + np.floor(u * (_DATE_HI - _DATE_LO + 1)).astype(np.int64)
+    return pa.array(days.astype(np.int32), pa.date32(), mask=mask)
+
+
+def _datetime_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    secs = _DATE_LO * 86400 + np.floor(u * (_DATE_HI - _DATE_LO + 1) * 86400).astype(np.int64)
+    return pa.array(secs * 1000, pa.timestamp("ms"), mask=mask)
+
+
+def _year_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    """``YYYY`` or ``YYYYMM`` text (the SNDS stores them as strings); birth years go back to 1920."""
+    lo_y, hi_y = (1920, 2023) if "NAI" in f.name else (2015, 2023)
+    years = lo_y + np.floor(u * (hi_y - lo_y + 1)).astype(np.int64)
+    if f.kind == "year":
+        return _string_array(_strings(years.astype(U64), _DIGITS, 4), mask)
+    months = 1 + (bits(c.index, c.key(f.name, "month")) % U64(12)).astype(np.int64)
+    return _string_array(_strings((years * 100 + months).astype(U64), _DIGITS, 6), mask)
+
+
+def _month_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    months = 1 + np.floor(u * 12).astype(np.int64)
+    return _string_array(_strings(months.astype(U64), _DIGITS, 2), mask)
+
+
+def _id_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    # a pseudonym of an entity drawn from the universe (or of the row's own entity)
+    entity = np.floor(u * c.universe).astype(np.int64)
+    return _string_array(pseudonym(entity, c.key(f.name, "id"), f.max_length or 17), mask)
+
+
+def _code_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    """A département (``*_DPT``), or a code drawn from a small pool: few values for a nomenclature."""
+    width = f.max_length or 3
+    if f.name.endswith("_DPT") and width == 3:
+        pick = _weighted(u, len(_DEPARTMENTS), _zipf_weights(len(_DEPARTMENTS)))
+        return pa.array(np.asarray(_DEPARTMENTS, dtype=object)[pick], pa.string(), mask=mask)
+    pool_size = 20 if f.nomenclature else 500
+    pool = mix64(np.arange(pool_size, dtype=U64) + U64(salt(f.name, "pool")))
+    pick = _weighted(u, pool_size, _zipf_weights(pool_size))
+    alphabet = _DIGITS if width <= 12 else _ALNUM
+    return _string_array(_strings(pool[pick], alphabet, width), mask)
+
+
+def _word_column(f: Field, c: _Ctx, u: np.ndarray, mask: _Mask) -> pa.Array:
+    """Free text (and any kind without a rule of its own): a word of a short list."""
     words = np.asarray(_WORDS, dtype=object)[np.floor(u * len(_WORDS)).astype(np.intp)]
     return pa.array(words, pa.string(), mask=mask)
+
+
+_KIND_COLUMNS: dict[str, Callable[[Field, _Ctx, np.ndarray, _Mask], pa.Array]] = {
+    "integer": _integer_column,
+    "number": _number_column,
+    "boolean": _boolean_column,
+    "date": _date_column,
+    "datetime": _datetime_column,
+    "year": _year_column,
+    "yearmonth": _year_column,
+    "month": _month_column,
+    "id": _id_column,
+    "code": _code_column,
+}
 
 
 def _pk_driver(t: TableSchema) -> str | None:
@@ -344,31 +421,7 @@ def generate_rows(
         raise SeedError("stop must be >= start")
     rows = np.arange(start, stop, dtype=np.int64)
     own = _Ctx(table, rows, seed, max(1, universe))
-    builders: dict[str, Callable[[], pa.Array]] = {}
-
-    # Foreign keys into tables we can generate: take the referenced table's own builder at the entity.
-    tables = schemas.tables if schemas else {}
-    for fk in table.foreign_keys:
-        ref = tables.get(fk.resource)
-        if ref is None or not fk.reference_fields or fk.resource == table.name:
-            continue
-        if set(table.primary_key) and set(table.primary_key) <= set(fk.fields):
-            entity = rows  # 1:1 extension of the referenced table (T_MCOaaC -> T_MCOaaB)
-        else:
-            u = uniform(rows, salt(seed, table.name, fk.resource, "entity"))
-            entity = np.minimum(np.floor((u**1.6) * own.universe).astype(np.int64), own.universe - 1)
-        ref_ctx = _Ctx(ref, entity, seed, own.universe)
-        for col, ref_col in zip(fk.fields, fk.reference_fields, strict=False):
-            builders[col] = _column_builder(ref, ref.field(ref_col), ref_ctx)
-        if fk.resource == BENEFICIARIES:
-            # attributes of the beneficiary repeated in this table agree with the referential
-            for f in table.fields:
-                if f.name in builders or f.name in table.primary_key:
-                    continue
-                rf = next((x for x in ref.fields if x.name == f.name), None)
-                if rf is not None and rf.kind == f.kind and rf.max_length == f.max_length:
-                    builders[f.name] = _column_builder(ref, rf, ref_ctx)
-
+    builders = _foreign_key_builders(table, own, schemas)
     for f in table.fields:
         if f.name not in builders:
             builders[f.name] = _column_builder(table, f, own)
@@ -381,7 +434,44 @@ def generate_rows(
     return pa.Table.from_arrays(arrays, schema=arrow_schema(table))
 
 
-def _column_builder(t: TableSchema, f: Field, c: _Ctx) -> Callable[[], pa.Array]:
+def _foreign_key_builders(table: TableSchema, own: _Ctx, schemas: SchemaFile | None) -> dict[str, _Builder]:
+    """Foreign keys into tables we can generate: take the referenced table's own builder at the entity."""
+    builders: dict[str, _Builder] = {}
+    tables = schemas.tables if schemas else {}
+    for fk in table.foreign_keys:
+        ref = tables.get(fk.resource)
+        if ref is None or not fk.reference_fields or fk.resource == table.name:
+            continue
+        ref_ctx = _Ctx(ref, _referenced_entities(table, fk, own), own.seed, own.universe)
+        for col, ref_col in zip(fk.fields, fk.reference_fields, strict=False):
+            builders[col] = _column_builder(ref, ref.field(ref_col), ref_ctx)
+        if fk.resource == BENEFICIARIES:
+            _add_beneficiary_attributes(builders, table, ref, ref_ctx)
+    return builders
+
+
+def _referenced_entities(table: TableSchema, fk: ForeignKey, own: _Ctx) -> np.ndarray:
+    """The index of the referenced row for each row of ``table``: the row itself for a 1:1 extension, else
+    a beneficiary of the universe, low indices more often (``u**1.6``)."""
+    if set(table.primary_key) and set(table.primary_key) <= set(fk.fields):
+        return own.index  # 1:1 extension of the referenced table (T_MCOaaC -> T_MCOaaB)
+    u = uniform(own.index, salt(own.seed, table.name, fk.resource, "entity"))
+    return np.minimum(np.floor((u**1.6) * own.universe).astype(np.int64), own.universe - 1)
+
+
+def _add_beneficiary_attributes(
+    builders: dict[str, _Builder], table: TableSchema, ref: TableSchema, ref_ctx: _Ctx
+) -> None:
+    # attributes of the beneficiary repeated in this table agree with the referential
+    for f in table.fields:
+        if f.name in builders or f.name in table.primary_key:
+            continue
+        rf = next((x for x in ref.fields if x.name == f.name), None)
+        if rf is not None and rf.kind == f.kind and rf.max_length == f.max_length:
+            builders[f.name] = _column_builder(ref, rf, ref_ctx)
+
+
+def _column_builder(t: TableSchema, f: Field, c: _Ctx) -> _Builder:
     """How table t builds column f for the entity indices in c (a pure function of the indices)."""
     if f.unique or t.primary_key == (f.name,) or f.name == _pk_driver(t):
         return lambda: _unique_column(f, c)
@@ -420,7 +510,7 @@ def seed_table(
     rows_per_file: int = 1_000_000,
     row_group_size: int = 100_000,
     fmt: str = "parquet",
-    store: object | None = None,
+    store: Store | None = None,
 ) -> SeedResult:
     """Write ``rows`` rows of a table under ``URL/NAME/`` as ``part-00000.parquet`` ... (or ``.csv``).
 
@@ -428,61 +518,86 @@ def seed_table(
     ``IR_BEN_R`` with at least that many rows for the foreign keys to hold. Files are generated one at a
     time while the previous one uploads, so memory stays at about two files.
     """
-    if rows < 0 or rows_per_file <= 0 or row_group_size <= 0:
-        raise SeedError("rows must be >= 0, rows_per_file and row_group_size > 0")
-    if fmt not in ("parquet", "csv"):
-        raise SeedError(f"unknown format {fmt!r}", hint="use parquet or csv")
+    _check_seed_args(rows, rows_per_file, row_group_size, fmt)
     loc = parse_location(url)
-    from hdh_migrate.stores import open_store
+    from hdh_migrate.stores import open_store  # only here: generating rows needs no store
 
-    st = store if store is not None else open_store(loc)
-    universe = universe or max(rows, 1)
-    schema = arrow_schema(table)
+    writer = _TableWriter(
+        store=store if store is not None else open_store(loc),
+        table=table,
+        schemas=schemas,
+        seed=seed,
+        universe=universe or max(rows, 1),
+        row_group_size=row_group_size,
+        fmt=fmt,
+    )
     result = SeedResult(table.name, f"{loc}{table.name}/", rows, format=fmt)
-    content_type = "application/vnd.apache.parquet" if fmt == "parquet" else "text/csv"
-
-    def batches(lo: int, hi: int) -> Iterator[pa.Table]:
-        for s in range(lo, hi, row_group_size):
-            yield generate_rows(table, s, min(hi, s + row_group_size), seed=seed, universe=universe, schemas=schemas)
-
-    def upload(name: str, data: bytes) -> None:
-        st.put(
-            name,
-            data,
-            content_type=content_type,
-            md5=hashlib.md5(data).digest(),  # type: ignore[attr-defined]
-            metadata={"hdh_seed": str(seed), "hdh_table": table.name},
-        )
-
-    pending: list[Future[None]] = []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for part, lo in enumerate(range(0, max(rows, 1), rows_per_file)):
-            hi = min(rows, lo + rows_per_file)
-            data = (
-                _parquet_bytes(batches(lo, hi), schema, row_group_size)
-                if fmt == "parquet"
-                else _csv_bytes(batches(lo, hi), schema)
-            )
-            name = f"{loc.prefix}{table.name}/part-{part:05d}.{fmt}"
-            while len(pending) >= 2:
-                pending.pop(0).result()
-            pending.append(pool.submit(upload, name, data))
-            result.files.append(name)
-            result.bytes += len(data)
-        for fut in pending:
-            fut.result()
+    writer.write_files(loc.prefix, rows, rows_per_file, result)
     log.info("seeded %s: %d rows in %d %s files (%d bytes)", table.name, rows, len(result.files), fmt, result.bytes)
     return result
 
 
-def seed(
-    url: str,
-    tables: list[str],
-    rows: int,
-    *,
-    schema: SchemaFile | str | None = None,
-    **kwargs: object,
-) -> list[SeedResult]:
-    """Seed several tables of one schema file with the same seed and universe."""
-    sf = schema if isinstance(schema, SchemaFile) else load_schema(schema)
-    return [seed_table(url, sf.table(name), rows, schemas=sf, **kwargs) for name in tables]  # type: ignore[arg-type]
+def _check_seed_args(rows: int, rows_per_file: int, row_group_size: int, fmt: str) -> None:
+    if rows < 0 or rows_per_file <= 0 or row_group_size <= 0:
+        raise SeedError("rows must be >= 0, rows_per_file and row_group_size > 0")
+    if fmt not in ("parquet", "csv"):
+        raise SeedError(f"unknown format {fmt!r}", hint="use parquet or csv")
+
+
+@dataclass
+class _TableWriter:
+    """Generates one table's files, row group by row group, and uploads them to the store."""
+
+    store: Store
+    table: TableSchema
+    schemas: SchemaFile | None
+    seed: int
+    universe: int
+    row_group_size: int
+    fmt: str
+
+    def write_files(self, prefix: str, rows: int, rows_per_file: int, result: SeedResult) -> None:
+        """Write ``part-NNNNN`` files of ``rows_per_file`` rows (one, empty, for no rows) and note them in
+        ``result``. A file is generated while the previous one uploads, and at most two uploads are
+        pending, so memory stays at about two files."""
+        pending: list[Future[None]] = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for part, lo in enumerate(range(0, max(rows, 1), rows_per_file)):
+                data = self.file_bytes(lo, min(rows, lo + rows_per_file))
+                name = f"{prefix}{self.table.name}/part-{part:05d}.{self.fmt}"
+                while len(pending) >= 2:
+                    pending.pop(0).result()
+                pending.append(pool.submit(self.upload, name, data))
+                result.files.append(name)
+                result.bytes += len(data)
+            for fut in pending:
+                fut.result()
+
+    def file_bytes(self, lo: int, hi: int) -> bytes:
+        """Rows ``[lo, hi)`` as one Parquet (or CSV) file."""
+        schema = arrow_schema(self.table)
+        if self.fmt == "parquet":
+            return _parquet_bytes(self.batches(lo, hi), schema, self.row_group_size)
+        return _csv_bytes(self.batches(lo, hi), schema)
+
+    def batches(self, lo: int, hi: int) -> Iterator[pa.Table]:
+        """Rows ``[lo, hi)`` generated one row group at a time."""
+        for s in range(lo, hi, self.row_group_size):
+            yield generate_rows(
+                self.table,
+                s,
+                min(hi, s + self.row_group_size),
+                seed=self.seed,
+                universe=self.universe,
+                schemas=self.schemas,
+            )
+
+    def upload(self, name: str, data: bytes) -> None:
+        """One file, with its MD5 (the store rejects corrupted bytes) and the seed that made it."""
+        self.store.put(
+            name,
+            data,
+            content_type="application/vnd.apache.parquet" if self.fmt == "parquet" else "text/csv",
+            md5=hashlib.md5(data).digest(),
+            metadata={"hdh_seed": str(self.seed), "hdh_table": self.table.name},
+        )
