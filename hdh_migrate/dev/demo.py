@@ -69,11 +69,6 @@ def _run(argv: list[str], *, env: dict[str, str], capture: bool = False) -> subp
     )
 
 
-def seed_available(env: dict[str, str]) -> bool:
-    r = subprocess.run([_cli(), "seed", "--help"], env=env, capture_output=True, text=True, check=False)
-    return r.returncode == 0 and "--rows" in r.stdout
-
-
 def _listing(container: str, prefix: str) -> dict[str, int]:
     """{name: size} under azure://container/prefix on the rig; creates the container if missing."""
     from hdh_migrate.errors import ContainerNotFoundError
@@ -351,11 +346,6 @@ def _start_rig(args: argparse.Namespace, env: dict[str, str]) -> None:
 
 def _seed_source(args: argparse.Namespace, env: dict[str, str]) -> int:
     """Seed the source dataset (unless already there); return its size in bytes."""
-    if not seed_available(env):
-        raise DemoError(
-            "'hdh-migrate seed' is not available yet (hdh_migrate/seed.py and cli_data.py): "
-            "the demo needs it to write the synthetic SNDS tables into Azurite"
-        )
     step(
         f"seed: the four SNDS tables of {SCHEMA.name} ({args.size}) into azure://{args.container}/{args.source_prefix}"
     )

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from hdh_migrate.errors import ConfigError
 from hdh_migrate.locations import parse_location
-from hdh_migrate.validation.rowhash import U64, bits, mix64, salt, uniform
+from hdh_migrate.validation.rowhash import U64, mix64, salt
 from hdh_migrate.validation.schema import (
     Field,
     ForeignKey,
@@ -70,6 +70,16 @@ _WEIGHTS: dict[str, dict[object, float]] = {
 }
 #: share of nulls for columns the model leaves optional and that are mostly empty in the warehouse
 _NULL_RATES = {"DCD": 0.97, "NIR_ANO_MAM": 0.95, "IVG": 0.9, "INNOV": 0.95}
+
+
+def bits(index: np.ndarray, key: int) -> np.ndarray:
+    """64 pseudo-random bits per index, a pure function of (index, key): the same row, the same draw."""
+    return mix64(mix64(np.asarray(index, dtype=np.int64).view(U64) ^ U64(key)) + U64(key & 0xFFFF))
+
+
+def uniform(index: np.ndarray, key: int) -> np.ndarray:
+    """A float in [0, 1) per index, a pure function of (index, key): no state, any order, any split."""
+    return (bits(index, key) >> U64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
 class SeedError(ConfigError):

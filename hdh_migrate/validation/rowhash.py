@@ -200,16 +200,3 @@ class RowChain:
 def wrapping_sum(h: np.ndarray) -> int:
     """Sum of uint64 values modulo 2**64 (order-independent, sees duplicates unlike XOR)."""
     return int(np.sum(h, dtype=U64)) if h.size else 0
-
-
-# -- deterministic pseudo-random draws keyed by row index (used by the generator) ---------------------
-
-
-def uniform(index: np.ndarray, key: int) -> np.ndarray:
-    """A float in [0, 1) per index, a pure function of (index, key): no state, any order, any split."""
-    bits = mix64(mix64(np.asarray(index, dtype=np.int64).view(U64) ^ U64(key)) + U64(key & 0xFFFF))
-    return (bits >> U64(11)).astype(np.float64) * (1.0 / (1 << 53))
-
-
-def bits(index: np.ndarray, key: int) -> np.ndarray:
-    return mix64(mix64(np.asarray(index, dtype=np.int64).view(U64) ^ U64(key)) + U64(key & 0xFFFF))
