@@ -47,6 +47,7 @@ class ValidationFailedError(PermanentError):
     """
 
     code = "validation_failed"
+    exit_code = 1  # the run went through and found the data not right
 
     def __init__(self, message: str, *, result: dict[str, Any], hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
