@@ -107,6 +107,25 @@ def refuse(
     decision = report.Decision(
         "refused", pf.reasons, pf.fingerprint, pf.verify, pf.validate, [f.to_dict() for f in freezes]
     )
+    prefix = documents.audit_prefix(ctx.dataset, datetime.now(UTC))
+    rep = _decided(state, dest, ctx, decision, key=key, started=started, prefix=prefix, reasons=pf.reasons)
+    return CutoverRefusedError(ctx.dataset, pf.reasons, report=rep["url"])
+
+
+def _decided(
+    state: StateStore,
+    dest: Store,
+    ctx: RunContext,
+    decision: report.Decision,
+    *,
+    key: bytes,
+    started: datetime,
+    prefix: str,
+    **summary: Any,
+) -> dict[str, Any]:
+    """A decision's signed report, and the cutover run recorded with its outcome: a refusal leaves the same
+    evidence as a switch."""
+    assert ctx.dataset and ctx.actor and ctx.run_id
     rep = report.produce(
         state,
         ctx.dataset,
@@ -117,18 +136,18 @@ def refuse(
         started=started,
         work_dir=ctx.work_dir,
         key=key,
-        prefix=documents.audit_prefix(ctx.dataset, datetime.now(UTC)),
+        prefix=prefix,
     )
     state.record_run(
         ctx.dataset,
         ctx.run_id,
         "cutover",
         actor=ctx.actor,
-        ok=False,
+        ok=decision.outcome == "cut_over",
         started=started,
-        summary={"outcome": "refused", "reasons": pf.reasons, "report": rep["url"]},
+        summary={"outcome": decision.outcome, **summary, "report": rep["url"]},
     )
-    return CutoverRefusedError(ctx.dataset, pf.reasons, report=rep["url"])
+    return rep
 
 
 # -- 3. switch ------------------------------------------------------------------------------------------
@@ -219,27 +238,7 @@ def report_cutover(
         sw["freeze"],
         _switch_facts(sw),
     )
-    rep = report.produce(
-        state,
-        ctx.dataset,
-        dest,
-        decision,
-        actor=ctx.actor,
-        run_id=ctx.run_id,
-        started=started,
-        work_dir=ctx.work_dir,
-        key=key,
-        prefix=sw["prefix"],
-    )
-    state.record_run(
-        ctx.dataset,
-        ctx.run_id,
-        "cutover",
-        actor=ctx.actor,
-        ok=True,
-        started=started,
-        summary={"outcome": "cut_over", "routing": sw["routing"], "report": rep["url"]},
-    )
+    rep = _decided(state, dest, ctx, decision, key=key, started=started, prefix=sw["prefix"], routing=sw["routing"])
     log.info("cutover report of %s: %s (local %s)", ctx.dataset, rep["url"], rep["local"])
     return rep
 
