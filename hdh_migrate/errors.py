@@ -130,11 +130,17 @@ class ExtraObjectsError(PermanentError):
 
 
 class CopyFailedError(HdhMigrateError):
-    """Some objects could not be copied; transient if every failure was transient."""
+    """Some objects could not be copied; transient if every failure was transient. ``code`` may name what
+    failed (a shard whose objects failed on a checksum mismatch fails with ``checksum_mismatch``: the
+    runbook's entry for it)."""
 
     code = "copy_failed"
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, transient: bool = False, code: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.transient = transient
+        if code:
+            self.code = code

@@ -149,19 +149,23 @@ class ShardCopy:
     dry_run: bool = False
 
     def failure(self) -> HdhMigrateError | None:
-        """The error the shard's task raises: transient (retried) when every failure was."""
+        """The error the shard's task raises: transient (Airflow retries the shard, which resumes) when every
+        failure was, else permanent with the first failure's code (the runbook's entry)."""
         c = self.counts
         if c.ok:
             return None
         lines = "; ".join(f"{e['name']}: [{e['code']}] {e['message']}" for e in c.errors[:5])
         more = f" (and {len(c.errors) - 5} more in {self.results.path})" if len(c.errors) > 5 else ""
-        transient = all(e["transient"] == "true" for e in c.errors)
+        if all(e["transient"] == "true" for e in c.errors):
+            return CopyFailedError(
+                f"{self.shard.label}: {c.failed} objects failed transiently: {lines}{more}",
+                transient=True,
+                code="shard_transient_failures",
+            )
         return CopyFailedError(
             f"{self.shard.label}: {c.failed + c.rejected} objects could not be copied: {lines}{more}",
-            transient=transient,
-            hint="Airflow retries the shard (it resumes)"
-            if transient
-            else "fix the cause, then clear this task: it resumes and re-copies only these",
+            hint="fix the cause, then clear this task: it resumes and re-copies only these",
+            code=c.errors[0]["code"] or None,
         )
 
     def to_dict(self) -> dict[str, Any]:

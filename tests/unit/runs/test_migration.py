@@ -54,10 +54,11 @@ def test_a_failed_object_fails_the_copy_and_its_shard_says_whether_to_retry(worl
     shard = whole(record.inventory, record.inventory.path)
     world.azure.inject("read", lambda: StoreUnavailableError("Azure returned HTTP 503"), name="data/t/part-2.bin")
     error = copy_shard(world.pair, world.ctx("s1"), shard, options).failure()
-    assert isinstance(error, CopyFailedError) and error.transient and "Airflow retries" in str(error)
+    assert isinstance(error, CopyFailedError) and error.transient and error.code == "shard_transient_failures"
     world.azure.inject("read", lambda: ObjectNotFoundError("gone"), name="data/t/part-2.bin")
     error = copy_shard(world.pair, world.ctx("s2"), shard, options).failure()
     assert isinstance(error, CopyFailedError) and not error.transient  # a person must act: not retried
+    assert error.code == "object_not_found"  # the runbook's entry is the failure's, not a generic one
     assert "part-2.bin" in str(error) and "clear this task" in str(error)
 
 
