@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from hdh_migrate import __version__
 from hdh_migrate.errors import CopyFailedError, ExtraObjectsError, HdhMigrateError, VerificationFailedError
@@ -41,7 +41,7 @@ from hdh_migrate.runs import recording
 from hdh_migrate.runs.context import RunContext, now_iso
 from hdh_migrate.runs.pair import StorePair
 from hdh_migrate.runs.record import CopySection, FileRef, RunRecord, ValidationRef, VerifySection
-from hdh_migrate.stores.interface import ObjectInfo
+from hdh_migrate.stores.interface import DocumentWriter, ObjectInfo, Store
 from hdh_migrate.transfer.copier import CopyCounts, CopyOptions, copy_objects
 from hdh_migrate.transfer.keyindex import KeyIndex
 from hdh_migrate.transfer.manifest import Inventory, ManifestStats, ResultsWriter, iter_inventory
@@ -65,7 +65,7 @@ def begin(
     params: dict[str, Any] | None = None,
 ) -> RunRecord:
     """The run's header: who runs what, between which stores, with which options."""
-    facts = pair.dest.report_facts() if pair.dest.features.documents else {}  # type: ignore[attr-defined]
+    facts = _store_facts(pair.dest)
     return RunRecord(
         command=command,
         tool=f"hdh-migrate/{__version__}",
@@ -84,6 +84,13 @@ def begin(
         options=asdict(options) if options else {},
         dry_run=bool(options and options.dry_run),
     )
+
+
+def _store_facts(store: Store) -> dict[str, Any]:
+    """Provider and encryption, where the destination can say (a store that writes documents reports them)."""
+    if store.features.documents and isinstance(store, DocumentWriter):
+        return store.report_facts()
+    return {}
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,12 @@ def plan(ctx: RunContext, inv: InventoryStep, *, max_objects: int = 0, max_shard
     return plan_shards(inv.inventory, ctx.shards_dir, max_shards=max_shards, max_objects=max_objects or None)
 
 
-def whole(inv: InventoryStep | Inventory, path: Path) -> Shard:
+class _Counted(Protocol):
+    objects: int
+    bytes: int
+
+
+def whole(inv: _Counted, path: str | Path) -> Shard:
     """The one-shard case: the whole inventory (``copy`` and ``verify`` on the command line)."""
     return Shard(1, str(path), inv.objects, inv.bytes)
 
