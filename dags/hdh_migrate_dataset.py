@@ -172,6 +172,122 @@ def _run(ctx: dict) -> tuple[dict, str, str]:
     return ctx["params"], ctx["run_id"], actor_of(ctx)
 
 
+# -- the tasks: each one call of hdh_airflow.tasks (the same steps `hdh-migrate migrate` runs) --------------
+@task(
+    task_display_name="Inventory the source",
+    pool="hdh_source_store",
+    doc_md="Checks both Connections, the container and the bucket, then lists the source into "
+    "`inventory.parquet` (name, size, etag, Content-MD5, last-modified, content-type, metadata).",
+)
+def inventory() -> dict:
+    from hdh_airflow import tasks as body
+
+    return body.inventory(*_run(get_current_context()))
+
+
+@task(
+    task_display_name="Plan shards",
+    doc_md="Cuts the inventory into shards balanced by bytes and object count (at most 1,000).",
+)
+def plan(inv: dict) -> list[dict]:
+    from hdh_airflow import tasks as body
+
+    return body.plan(*_run(get_current_context()), inv)
+
+
+@task(
+    task_display_name="Copy shard",
+    map_index_template="{{ shard_label }}",
+    pool="hdh_dest_store",
+    doc_md="Copies one shard: ranged reads into multipart uploads, every byte hashed. Objects already "
+    "copied and unchanged are skipped, so clearing this task is always safe.",
+)
+def copy_shard(shard: dict) -> dict:
+    from hdh_airflow import tasks as body
+
+    ctx = get_current_context()
+    ctx["shard_label"] = shard["label"]
+    return body.copy_shard(*_run(ctx), shard, ctx["ti"].try_number)
+
+
+@task(
+    task_display_name="Verify shard",
+    map_index_template="{{ shard_label }}",
+    pool="hdh_dest_store",
+    doc_md="Reads the shard's objects back from the destination, independently of the copy, and checks "
+    "size, source version and SHA-256 (depth from the `verify` Param).",
+)
+def verify_shard(shard: dict) -> dict:
+    from hdh_airflow import tasks as body
+
+    ctx = get_current_context()
+    ctx["shard_label"] = f"shard {shard['index']}: verify {shard['objects']:,} objects"
+    return body.verify_shard(*_run(ctx), shard)
+
+
+@task(
+    task_display_name="Find tables to validate",
+    doc_md="Lists the table folders under the source prefix that have a Great Expectations suite.",
+)
+def tables_to_validate(inv: dict) -> list[dict]:
+    from hdh_airflow import tasks as body
+
+    return body.tables_to_validate(*_run(get_current_context()), inv)
+
+
+@task(
+    task_display_name="Validate table",
+    map_index_template="{{ table_label }}",
+    pool="hdh_dest_store",
+    retries=1,
+    doc_md="Runs the table's suite on the Azure copy and on the S3 copy, then compares the metrics of both "
+    "sides; a difference or a failed expectation blocks the cutover and is reported column by column.",
+)
+def validate_table(item: dict) -> dict:
+    from hdh_airflow import tasks as body
+
+    ctx = get_current_context()
+    ctx["table_label"] = f"table {item['table']}"
+    return body.validate(*_run(ctx), item)
+
+
+@task(
+    task_display_name="Summary",
+    trigger_rule="none_failed",
+    outlets=[MIGRATED],
+    doc_md="Looks for extra objects at the destination, writes summary.json and publishes the migrated "
+    "location as an Asset event.",
+)
+def summary(copies: list[dict], verifies: list[dict], validations: list[dict]) -> dict:
+    from hdh_airflow import tasks as body
+
+    ctx = get_current_context()
+    result = body.summary(
+        *_run(ctx), list(copies or []), [v for v in (verifies or []) if v], [v for v in (validations or []) if v]
+    )
+    if result["ok"] and not ctx["params"]["dry_run"]:
+        _publish(ctx, result)
+    return result
+
+
+def _publish(ctx: dict, result: dict) -> None:
+    """The dataset's migrated location, as an Asset event consumers can schedule on."""
+    params = ctx["params"]
+    prefix = (params["dest_prefix"] or "").strip("/")
+    ctx["outlet_events"][MIGRATED].add(
+        Asset(
+            name=f"hdh-migrate/{params['dataset']}",
+            uri=f"s3://{params['dest_bucket']}/{prefix}" if prefix else f"s3://{params['dest_bucket']}",
+        ),
+        extra={
+            "dataset": params["dataset"],
+            "objects": result["objects"],
+            "bytes": result["bytes"],
+            "summary": result["summary"],
+        },
+    )
+
+
 @dag(
     dag_id="hdh_migrate_dataset",
     dag_display_name="HDH migrate: one dataset, Azure -> S3",
@@ -185,109 +301,6 @@ def _run(ctx: dict) -> tuple[dict, str, str]:
     max_active_runs=4,
 )
 def hdh_migrate_dataset() -> None:
-    @task(
-        task_display_name="Inventory the source",
-        pool="hdh_source_store",
-        doc_md="Checks both Connections, the container and the bucket, then lists the source into "
-        "`inventory.parquet` (name, size, etag, Content-MD5, last-modified, content-type, metadata).",
-    )
-    def inventory() -> dict:
-        from hdh_airflow import tasks as body
-
-        return body.inventory(*_run(get_current_context()))
-
-    @task(
-        task_display_name="Plan shards",
-        doc_md="Cuts the inventory into shards balanced by bytes and object count (at most 1,000).",
-    )
-    def plan(inv: dict) -> list[dict]:
-        from hdh_airflow import tasks as body
-
-        return body.plan(*_run(get_current_context()), inv)
-
-    @task(
-        task_display_name="Copy shard",
-        map_index_template="{{ shard_label }}",
-        pool="hdh_dest_store",
-        doc_md="Copies one shard: ranged reads into multipart uploads, every byte hashed. Objects already "
-        "copied and unchanged are skipped, so clearing this task is always safe.",
-    )
-    def copy_shard(shard: dict) -> dict:
-        from hdh_airflow import tasks as body
-
-        ctx = get_current_context()
-        ctx["shard_label"] = shard["label"]
-        return body.copy_shard(*_run(ctx), shard, ctx["ti"].try_number)
-
-    @task(
-        task_display_name="Verify shard",
-        map_index_template="{{ shard_label }}",
-        pool="hdh_dest_store",
-        doc_md="Reads the shard's objects back from the destination, independently of the copy, and checks "
-        "size, source version and SHA-256 (depth from the `verify` Param).",
-    )
-    def verify_shard(shard: dict) -> dict:
-        from hdh_airflow import tasks as body
-
-        ctx = get_current_context()
-        ctx["shard_label"] = f"shard {shard['index']}: verify {shard['objects']:,} objects"
-        return body.verify_shard(*_run(ctx), shard)
-
-    @task(
-        task_display_name="Find tables to validate",
-        doc_md="Lists the table folders under the source prefix that have a Great Expectations suite.",
-    )
-    def tables_to_validate(inv: dict) -> list[dict]:
-        from hdh_airflow import tasks as body
-
-        return body.tables_to_validate(*_run(get_current_context()), inv)
-
-    @task(
-        task_display_name="Validate table",
-        map_index_template="{{ table_label }}",
-        pool="hdh_dest_store",
-        retries=1,
-        doc_md="Runs the table's suite on the Azure copy and on the S3 copy, then compares the metrics of both "
-        "sides; a difference or a failed expectation blocks the cutover and is reported column by column.",
-    )
-    def validate_table(item: dict) -> dict:
-        from hdh_airflow import tasks as body
-
-        ctx = get_current_context()
-        ctx["table_label"] = f"table {item['table']}"
-        return body.validate(*_run(ctx), item)
-
-    @task(
-        task_display_name="Summary",
-        trigger_rule="none_failed",
-        outlets=[MIGRATED],
-        doc_md="Looks for extra objects at the destination, writes summary.json and publishes the migrated "
-        "location as an Asset event.",
-    )
-    def summary(copies: list[dict], verifies: list[dict], validations: list[dict]) -> dict:
-        from hdh_airflow import tasks as body
-
-        ctx = get_current_context()
-        params = ctx["params"]
-        result = body.summary(
-            *_run(ctx), list(copies or []), [v for v in (verifies or []) if v], [v for v in (validations or []) if v]
-        )
-        if result["ok"] and not params["dry_run"]:
-            prefix = (params["dest_prefix"] or "").strip("/")
-            ctx["outlet_events"][MIGRATED].add(
-                Asset(
-                    name=f"hdh-migrate/{params['dataset']}",
-                    uri=f"s3://{params['dest_bucket']}/{prefix}" if prefix else f"s3://{params['dest_bucket']}",
-                ),
-                extra={
-                    "dataset": params["dataset"],
-                    "objects": result["objects"],
-                    "bytes": result["bytes"],
-                    "summary": result["summary"],
-                },
-            )
-        return result
-
     inv = inventory()
     copies = copy_shard.expand(shard=plan(inv))
     verifies = verify_shard.expand(shard=copies)
