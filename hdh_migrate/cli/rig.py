@@ -1,4 +1,7 @@
-"""``hdh-migrate rig up | down | env | status``: the local servers of the tests and the demo."""
+"""``hdh-migrate rig up | down | env | status``: the local servers of the tests and the demo.
+
+The harness (``dev/rig.py``, with subprocess) is imported by these verbs only: every other command builds
+this parser too, and pays ~10 ms for each module it imports at start (measured with -X importtime)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import shlex
 import sys
 
 from hdh_migrate.cli.common import EXIT_FAILED, EXIT_OK
-from hdh_migrate.dev import rig
 
 
 def cmd_rig(args: argparse.Namespace) -> int:
@@ -16,6 +18,7 @@ def cmd_rig(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     # the storage SDKs only for this verb (see cli/__init__.py)
+    from hdh_migrate.dev import rig
     from hdh_migrate.locations import Location
     from hdh_migrate.stores import S3Store, open_store
     from hdh_migrate.stores.settings import s3_settings_from_env
@@ -31,17 +34,23 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from hdh_migrate.dev import rig
+
     rig.down(purge=args.purge)
     return EXIT_OK
 
 
 def _env(args: argparse.Namespace) -> int:
+    from hdh_migrate.dev import rig
+
     for k, v in rig.env(reader=args.reader).items():
         print(f"export {k}={shlex.quote(v)}")
     return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
+    from hdh_migrate.dev import rig
+
     st = rig.status()
     for name, s in st.items():
         state = "up" if s["listening"] else "down"

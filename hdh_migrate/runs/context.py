@@ -7,10 +7,8 @@ names below are the same for every run, and users and scripts rely on them.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +32,8 @@ def cli_actor(explicit: str | None = None) -> str:
         return explicit
     if os.environ.get("HDH_MIGRATE_ACTOR"):
         return os.environ["HDH_MIGRATE_ACTOR"]
+    import getpass  # lazy: it brings termios (~5 ms); copy and verify, which name no actor, never need it
+
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -49,7 +49,7 @@ def airflow_actor(triggering_user: str | None, run_type: str | None) -> str:
 
 
 def cli_run_id(kind: str) -> str:
-    return f"cli__{kind}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}__{uuid.uuid4().hex[:6]}"
+    return f"cli__{kind}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}__{os.urandom(3).hex()}"
 
 
 # -- where ------------------------------------------------------------------------------------------------
