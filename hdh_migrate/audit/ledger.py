@@ -13,9 +13,11 @@ stored as its canonical JSON text and hashed as that text, so any byte change is
 record links to 64 zeros. ``seq`` is not hashed: order is proven by the links, and seq gaps are checked
 separately (a removed record shows as a missing number even if the chain were rebuilt after it).
 
-Removing the *last* records leaves a valid shorter chain; to detect that, every cutover report records
-(and signs) the ledger head at its time, and ``verify_ledger(..., anchors=...)`` checks those heads are
-still in the ledger with the same hash (``hdh-migrate audit verify --report REPORT.json``).
+Removing the *last* records leaves a valid shorter chain, and an administrator can rebuild the whole chain
+with valid hashes; to detect both, the ledger head is also kept outside the database: every cutover report
+records (and signs) it, and every run writes it as an anchor document at the destination
+(``audit/anchors.py``, Object Lock where the store has it). ``verify_ledger(..., anchors=...)`` checks each
+anchored head is still in the ledger, at its seq, with the same hash (``hdh-migrate audit verify``).
 """
 
 from __future__ import annotations
@@ -163,6 +165,16 @@ def records(conn: Connection, *, dataset: str | None = None, limit: int | None =
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """A ledger head kept outside the database: (seq, hash), where it was found, and when it was written."""
+
+    seq: int
+    hash: str
+    source: str = "a signed report"
+    at: str | None = None
+
+
+@dataclass(frozen=True)
 class LedgerVerdict:
     ok: bool
     records: int
@@ -182,11 +194,12 @@ class LedgerVerdict:
         }
 
 
-def verify_ledger(conn: Connection, *, anchors: Iterable[tuple[int, str]] = ()) -> LedgerVerdict:
+def verify_ledger(conn: Connection, *, anchors: Iterable[tuple[int, str] | Anchor] = ()) -> LedgerVerdict:
     """Walk the chain in seq order; the first broken record and why (edited, removed, reordered).
 
-    ``anchors`` are (seq, hash) pairs recorded elsewhere (signed reports): each must still be in the
-    ledger with that hash, which detects records removed from the end of the chain.
+    ``anchors`` are heads recorded outside the database (signed reports, anchor documents): each must still
+    be in the ledger at its seq with that hash, which detects records removed from the end of the chain and
+    a chain rebuilt with valid hashes. They are checked oldest first, so the first divergence is named.
     """
     rows = list(conn.execute(sa.select(LEDGER).order_by(LEDGER.c.seq)))
     # hash -> seq of every record seen: tells "reordered" (the link points at a record that exists
@@ -201,11 +214,16 @@ def verify_ledger(conn: Connection, *, anchors: Iterable[tuple[int, str]] = ()) 
             return _broken(count, last_seq, prev, seq, reason)
         prev, last_seq = str(r.hash), int(r.seq)
     head = prev if last_seq else None
-    for a_seq, a_hash in anchors:
-        why = _anchor_problem(a_seq, a_hash, position)
+    by_seq = {s: h for h, s in position.items()}
+    for a in sorted((_as_anchor(a) for a in anchors), key=lambda a: a.seq):
+        why = _anchor_problem(a, by_seq, position, last_seq or 0)
         if why is not None:
-            return LedgerVerdict(False, len(rows), last_seq, head, a_seq, why)
+            return LedgerVerdict(False, len(rows), last_seq, head, a.seq, why)
     return LedgerVerdict(True, len(rows), last_seq, head)
+
+
+def _as_anchor(a: tuple[int, str] | Anchor) -> Anchor:
+    return a if isinstance(a, Anchor) else Anchor(int(a[0]), str(a[1]))
 
 
 def _link_problem(r: Any, expected_seq: int, prev: str, position: dict[str, int]) -> tuple[int, str] | None:
@@ -238,16 +256,23 @@ def _link_problem(r: Any, expected_seq: int, prev: str, position: dict[str, int]
     )
 
 
-def _anchor_problem(seq: int, hash_: str, position: dict[str, int]) -> str | None:
-    at = position.get(hash_)
-    if at == seq:
+def _anchor_problem(a: Anchor, by_seq: dict[int, str], position: dict[str, int], head_seq: int) -> str | None:
+    """Why an anchored head is not in the ledger as anchored, or None when it is."""
+    if by_seq.get(a.seq) == a.hash:
         return None
-    if at is None:
+    where = f"{a.source}" + (f", written {a.at}" if a.at else "")
+    at = position.get(a.hash)
+    if at is not None:
+        return f"the record with the anchored hash is at seq {at}, not {a.seq} ({where})"
+    if a.seq > head_seq:
         return (
-            f"record {seq} (hash {hash_[:16]}..., recorded in a signed report) is not in the ledger: records were "
-            "removed from its end"
+            f"record {a.seq} (hash {a.hash[:16]}..., recorded in {where}) is not in the ledger: records were "
+            f"removed from its end (the ledger now ends at record {head_seq or 'none'})"
         )
-    return f"the record with the anchored hash is at seq {at}, not {seq}"
+    return (
+        f"record {a.seq} is not the record {where} anchored: the ledger was rebuilt (its hash is now "
+        f"{by_seq.get(a.seq, '(none)')[:16]}..., the anchor says {a.hash[:16]}...)"
+    )
 
 
 def _broken(count: int, last_seq: int | None, prev: str, seq: int, reason: str) -> LedgerVerdict:

@@ -481,8 +481,7 @@ def produce(
     files = write_report(data, out, key)
     uploaded = upload_report(dest, prefix, files, retention)
     url = document_url(dest, prefix + "report.json")
-    state.append_ledger(
-        kind="report",
+    state.record_report(
         dataset=dataset,
         actor=actor,
         run_id=run_id,

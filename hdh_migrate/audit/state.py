@@ -75,6 +75,23 @@ DATASETS = sa.Table(
     sa.Column("inventory_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # set by the cut_over transition, cleared when its signed report is recorded (migration 0002)
+    sa.Column("report_pending", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+#: a routing document about to be written: committed before the write, deleted with the transition's commit
+ROUTING_INTENTS = sa.Table(
+    "routing_intents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(100), sa.ForeignKey("datasets.name"), nullable=False, index=True),
+    sa.Column("to_state", sa.String(20), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("routing_url", sa.Text, nullable=False),
+    sa.Column("document", sa.JSON, nullable=False),
+    sa.Column("ledger_seq", sa.Integer, nullable=False),
 )
 
 TRANSITIONS = sa.Table(
@@ -143,6 +160,12 @@ class StateDatabaseError(PermanentError):
     code = "state_database"
 
 
+class IntentResolvedError(PermanentError):
+    """The switch's write-ahead intent was resolved by a recovery pass before the switch could commit."""
+
+    code = "intent_resolved"
+
+
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite hands timestamps back naive; everything here is UTC."""
     if value is None:
@@ -173,9 +196,28 @@ class DatasetStatus:
     inventory_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    report_pending: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class RoutingIntent:
+    """A routing document a switch or rollback was about to write (see ``StateStore.declare_intent``)."""
+
+    id: int
+    dataset: str
+    to_state: str
+    run_id: str
+    actor: str
+    at: datetime
+    routing_url: str
+    document: dict[str, Any]
+    ledger_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"at": self.at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -236,6 +278,12 @@ def _dataset(row: Any) -> DatasetStatus:
     for k in ("authoritative_since", "inventory_at", "created_at", "updated_at"):
         m[k] = _utc(m[k])
     return DatasetStatus(**m)
+
+
+def _intent(row: Any) -> RoutingIntent:
+    m = dict(row._mapping)
+    m["at"] = _utc(m["at"])
+    return RoutingIntent(**m)
 
 
 def _transition(row: Any) -> Transition:
@@ -403,12 +451,15 @@ class StateStore:
         evidence: dict[str, Any] | None = None,
         catalog: dict[str, Any] | None = None,
         before_commit: Callable[[], None] | None = None,
+        intent: int | None = None,
     ) -> Transition:
         """Move the dataset to ``to`` if, and only if, it is in one of ``ALLOWED[to]``; atomically.
 
         ``catalog`` updates the dataset's catalog columns in the same UPDATE. ``before_commit`` runs after
         the conditional UPDATE succeeded and before the commit: the cutover writes the routing document
         there, so a refused transition never publishes one and a failed write leaves the state unchanged.
+        ``intent`` (from ``declare_intent``) is deleted in the same transaction: if the process dies after
+        the document was written and before the commit, the intent survives and the recovery pass finds it.
         """
         if to not in ALLOWED:
             raise ConfigError(f"{to!r} is not a state a dataset can be moved to", hint=f"one of {', '.join(ALLOWED)}")
@@ -424,9 +475,18 @@ class StateStore:
                 raise _refused(name, current, to)
             ledger_evidence = {"evidence": evidence, "catalog": catalog or {}}
             tid, rec = _write_transition(conn, name, current, to, t, _Who(actor, run_id), ledger_evidence, evidence)
+            if intent is not None:
+                _clear_intent(conn, name, intent)
             if before_commit is not None:
                 before_commit()
         return Transition(tid, name, current, to, t, actor, run_id, _jsonable(evidence), rec.seq)
+
+    def check_allowed(self, name: str, to: str) -> None:
+        """Raise the refusal ``transition`` would raise, without changing anything (a step that prepares a
+        transition, e.g. a write-ahead intent, refuses before preparing)."""
+        current = self.get(name).state
+        if current not in ALLOWED[to]:
+            raise _refused(name, current, to)
 
     def history(self, name: str) -> list[Transition]:
         self.get(name)
@@ -592,14 +652,113 @@ class StateStore:
                 conn, kind=kind, dataset=dataset, actor=actor, run_id=run_id, payload=_jsonable(payload)
             )
 
+    def record_report(
+        self, *, dataset: str, actor: str, run_id: str | None, payload: dict[str, Any]
+    ) -> ledger_mod.LedgerRecord:
+        """A signed report recorded in the ledger; a cutover's report also makes the cutover final (it clears
+        ``report_pending`` on the dataset whose catalog points at this report), in the same transaction."""
+        with self.begin() as conn:
+            rec = ledger_mod.append(
+                conn, kind="report", dataset=dataset, actor=actor, run_id=run_id, payload=_jsonable(payload)
+            )
+            if payload.get("outcome") == CUT_OVER:
+                conn.execute(
+                    DATASETS.update()
+                    .where(DATASETS.c.name == dataset, DATASETS.c.report_url == payload.get("url"))
+                    .values(report_pending=False)
+                )
+            return rec
+
+    # routing intents ------------------------------------------------------------------------------
+    def declare_intent(
+        self, name: str, *, to: str, actor: str, run_id: str, routing_url: str, document: dict[str, Any]
+    ) -> RoutingIntent:
+        """Commit, before the routing document is written, what it is about to say (write-ahead).
+
+        The transition that follows deletes the row in its own transaction (``transition(intent=...)``); a
+        row left behind is a switch or rollback that died between the document and the commit."""
+        doc = _jsonable(document)
+        with self.begin() as conn:
+            _locked_state(conn, name, self.url)
+            payload = {"to": to, "routing": routing_url, "authoritative": doc.get("authoritative")}
+            rec = ledger_mod.append(
+                conn, kind="routing_intent", dataset=name, actor=actor, run_id=run_id, payload=payload
+            )
+            t = now()
+            res = conn.execute(
+                ROUTING_INTENTS.insert().values(
+                    dataset=name,
+                    to_state=to,
+                    run_id=run_id,
+                    actor=actor,
+                    at=t,
+                    routing_url=routing_url,
+                    document=doc,
+                    ledger_seq=rec.seq,
+                )
+            )
+            iid = int(res.inserted_primary_key[0])
+        return RoutingIntent(iid, name, to, run_id, actor, t, routing_url, doc, rec.seq)
+
+    def pending_intents(self, name: str | None = None) -> list[RoutingIntent]:
+        q = sa.select(ROUTING_INTENTS).order_by(ROUTING_INTENTS.c.id)
+        if name is not None:
+            q = q.where(ROUTING_INTENTS.c.dataset == name)
+        with self.engine.connect() as conn:
+            return [_intent(r) for r in conn.execute(q)]
+
+    def resolve_intent(
+        self,
+        intent: RoutingIntent,
+        *,
+        actor: str,
+        run_id: str,
+        restore: Callable[[DatasetStatus], dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        """Resolve an intent left behind: with the dataset's row locked (so no switch is in flight on it),
+        ``restore(catalog)`` rewrites the routing document from the catalog, then the intent is deleted and
+        the recovery recorded, in one transaction. None if another process resolved it first."""
+        with self.begin() as conn:
+            _locked_state(conn, intent.dataset, self.url)
+            gone = conn.execute(sa.select(ROUTING_INTENTS.c.id).where(ROUTING_INTENTS.c.id == intent.id)).first()
+            if gone is None:
+                return None
+            row = conn.execute(sa.select(DATASETS).where(DATASETS.c.name == intent.dataset)).first()
+            written = restore(_dataset(row))
+            conn.execute(ROUTING_INTENTS.delete().where(ROUTING_INTENTS.c.id == intent.id))
+            payload = {
+                "intent": intent.id,
+                "intent_seq": intent.ledger_seq,
+                "intended": intent.to_state,
+                "intended_by_run": intent.run_id,
+                "routing": intent.routing_url,
+                "restored_authoritative": written.get("authoritative"),
+                "resolution": "the transition never committed: the routing document was rewritten from the catalog",
+            }
+            ledger_mod.append(
+                conn,
+                kind="routing_intent_recovered",
+                dataset=intent.dataset,
+                actor=actor,
+                run_id=run_id,
+                payload=payload,
+            )
+        return payload
+
     # ledger ---------------------------------------------------------------------------------------
-    def verify_ledger(self, *, anchors: list[tuple[int, str]] | None = None) -> LedgerVerdict:
+    def verify_ledger(self, *, anchors: list[tuple[int, str] | ledger_mod.Anchor] | None = None) -> LedgerVerdict:
         with self.engine.connect() as conn:
             return ledger_mod.verify_ledger(conn, anchors=anchors or ())
 
     def ledger_head(self) -> tuple[int, str] | None:
         with self.engine.connect() as conn:
             return ledger_mod.head(conn)
+
+    def ledger_genesis(self) -> str | None:
+        """The hash of record 1: names this chain in its anchors (a rebuilt chain has another)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(LEDGER.c.hash).where(LEDGER.c.seq == 1)).first()
+        return str(row.hash) if row else None
 
     def ledger(self, dataset: str | None = None) -> list[ledger_mod.LedgerRecord]:
         with self.engine.connect() as conn:
@@ -659,6 +818,20 @@ def _write_transition(
         )
     )
     return int(res.inserted_primary_key[0]), rec
+
+
+def _clear_intent(conn: Connection, name: str, intent: int) -> None:
+    """Delete the transition's intent with it; gone already means a recovery pass resolved it (and rewrote
+    the routing document from the catalog): this transition must not commit behind its back."""
+    res = conn.execute(
+        ROUTING_INTENTS.delete().where(ROUTING_INTENTS.c.id == intent, ROUTING_INTENTS.c.dataset == name)
+    )
+    if res.rowcount != 1:
+        raise IntentResolvedError(
+            f"the routing intent {intent} of {name!r} was resolved by a recovery pass before this transition "
+            "could commit; nothing was switched",
+            hint="run the step again (the routing document and the catalog agree)",
+        )
 
 
 def _advance(
@@ -803,11 +976,14 @@ __all__ = [
     "CHECKS",
     "DATASETS",
     "LEDGER",
+    "ROUTING_INTENTS",
     "RUNS",
     "STATES",
     "TRANSITIONS",
     "Check",
     "DatasetStatus",
+    "IntentResolvedError",
+    "RoutingIntent",
     "Run",
     "StateDatabaseError",
     "StateStore",

@@ -10,11 +10,16 @@ both call these functions, so they refuse for the same reasons and sign the same
    source state. Otherwise ``refuse`` records the refusal in the ledger with a signed refusal report, and
    returns the ``CutoverRefusedError`` to raise, with one reason per problem.
 3. ``switch``: the clearance checked again, then one conditional transition to ``cut_over`` that also sets
-   the catalog, and before it commits, the routing document consumers read (``audit/documents.py``). A
-   refused transition publishes nothing; a failed write leaves the state unchanged.
-4. ``report_cutover``: the signed audit report (``audit/report.py``), uploaded under ``_hdh-audit/``.
+   the catalog, and before it commits, the routing document consumers read (``audit/documents.py``),
+   through a write-ahead intent (``runs/intents.py``): after any crash, document and catalog agree once
+   the recovery pass ran. A refused transition publishes nothing; a failed write leaves the state unchanged.
+4. ``report_cutover``: the signed audit report (``audit/report.py``), uploaded under ``_hdh-audit/``. Until
+   it is recorded the catalog says the report is pending: the cutover is not final, ``hdh-migrate status``
+   says so and the recovery pass (``runs/recovery.py``) writes it.
 
 ``rollback`` points the catalog and the routing document back at Azure; nothing is deleted on either side.
+Every step that appended ledger records ends by anchoring the ledger head at the destination
+(``audit/anchors.py``).
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hdh_migrate.audit import documents, report
+from hdh_migrate.audit import anchors, documents, report
 from hdh_migrate.audit.state import CUT_OVER, ROLLED_BACK, StateStore
 from hdh_migrate.runs.clearance import CutoverRefusedError, FreezeCheck, Preflight, clearance
 from hdh_migrate.runs.context import RunContext
 from hdh_migrate.runs.delta_sync import SYNC_FOLDER, delta_sync
+from hdh_migrate.runs.intents import switch_routing
 from hdh_migrate.runs.pair import StorePair
 from hdh_migrate.runs.record import RunRecord
 from hdh_migrate.stores.interface import Store
@@ -147,6 +153,7 @@ def _decided(
         started=started,
         summary={"outcome": decision.outcome, **summary, "report": rep["url"]},
     )
+    rep["anchor"] = anchors.anchor_ledger(state, dest, after=f"{decision.outcome} decision on {ctx.dataset}")
     return rep
 
 
@@ -171,20 +178,21 @@ def switch(
     doc = documents.routing_document(
         ds, authoritative="s3", since=at, run_id=ctx.run_id, actor=ctx.actor, report=urls["report"]
     )
-    written: dict[str, Any] = {}
-    t = state.transition(
-        dataset,
-        CUT_OVER,
-        actor=ctx.actor,
-        run_id=ctx.run_id,
-        evidence=_switch_evidence(pf) | urls,
-        before_commit=lambda: written.update(documents.publish_routing(dest, dataset, doc)),
+    freeze = [f.to_dict() for f in freezes]
+    t, written = switch_routing(
+        state,
+        dest,
+        ctx,
+        to=CUT_OVER,
+        doc=doc,
+        evidence=_switch_evidence(pf) | urls | {"since": at.isoformat(), "freeze": freeze},
         catalog={
             "authoritative": "s3",
             "authoritative_since": at,
             "authoritative_run_id": ctx.run_id,
             "routing_url": urls["routing"],
             "report_url": urls["report"],
+            "report_pending": True,
         },
     )
     log.info(
@@ -207,7 +215,8 @@ def switch(
         "fingerprint": pf.fingerprint,
         "verify_check": pf.verify.id if pf.verify else None,
         "validate_check": pf.validate.id if pf.validate else None,
-        "freeze": [f.to_dict() for f in freezes],
+        "freeze": freeze,
+        "anchor": anchors.anchor_ledger(state, dest, after=f"switch of {dataset}"),
     } | urls
 
 
@@ -331,12 +340,12 @@ def rollback(state: StateStore, dest: Store, ctx: RunContext, *, reason: str) ->
         "run_id": ds.authoritative_run_id,
     }
     routing_url = documents.document_url(dest, documents.routing_key(dataset))
-    t = state.transition(
-        dataset,
-        ROLLED_BACK,
-        actor=ctx.actor,
-        run_id=ctx.run_id,
-        before_commit=lambda: documents.publish_routing(dest, dataset, doc),
+    t, _ = switch_routing(
+        state,
+        dest,
+        ctx,
+        to=ROLLED_BACK,
+        doc=doc,
         evidence={
             "reason": reason or "(none given)",
             "previous_cutover_run": ds.authoritative_run_id,
@@ -361,6 +370,7 @@ def rollback(state: StateStore, dest: Store, ctx: RunContext, *, reason: str) ->
         "routing": routing_url,
         "transition_id": t.id,
         "ledger_seq": t.ledger_seq,
+        "anchor": anchors.anchor_ledger(state, dest, after=f"rollback of {dataset}"),
     }
 
 

@@ -25,6 +25,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from hdh_migrate.audit import anchors
 from hdh_migrate.audit.state import StateStore
 from hdh_migrate.errors import ConfigError, CopyFailedError
 from hdh_migrate.runs import recording
@@ -89,7 +90,7 @@ def delta_sync(
                 validation_stale="the source changed: the Great Expectations validation must be run again before "
                 "cutover",
             )
-    return _finish(state, ctx, record)
+    return _finish(state, ctx, record, pair)
 
 
 def _previous_inventory(path: str | None, dataset: str) -> str | None:
@@ -116,7 +117,7 @@ def _copy_changes(
     )
     record = record.finish(copy=CopySection(counts, [results]))
     if not counts.ok:
-        _finish(state, ctx, record)
+        _finish(state, ctx, record, pair)
         lines = "; ".join(f"{e['name']}: [{e['code']}] {e['message']}" for e in counts.errors[:5])
         raise CopyFailedError(
             f"{ctx.dataset}: {counts.failed + counts.rejected} new or changed objects could not be copied: {lines}",
@@ -222,13 +223,14 @@ def _verify(
     )
 
 
-def _finish(state: StateStore, ctx: RunContext, record: RunRecord) -> RunRecord:
+def _finish(state: StateStore, ctx: RunContext, record: RunRecord, pair: StorePair) -> RunRecord:
     delta = record.delta
     assert delta is not None
     record.delta = replace(delta, deletions={k: v for k, v in delta.deletions.items() if k != "left"})
     record = record.finish(finished=now_iso())
     record = recording.record_finished(state, record)
     record.write(ctx.summary_path)
+    anchors.anchor_ledger(state, pair.dest, after=f"delta sync of {ctx.dataset} (run {ctx.run_id})")
     return record
 
 
