@@ -229,3 +229,4 @@ def file_groups(files: list[ObjectInfo], group_bytes: int) -> list[list[ObjectIn
     if current:
         groups.append(current)
     return groups
+

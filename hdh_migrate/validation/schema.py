@@ -131,6 +131,7 @@ class TableSchema:
         raise SchemaError(f"table {self.name} has no column {name!r}")
 
 
+
 @dataclass(frozen=True)
 class SchemaFile:
     path: Path
