@@ -1,4 +1,4 @@
-"""``hdh-migrate status | cutover | rollback | delta-sync | audit verify | report verify``.
+"""``hdh-migrate status | cutover | rollback | recover | delta-sync | audit verify | report verify``.
 
 The command-line twins of the dual-run and cutover DAGs: they call the same steps (``runs/cutover.py``,
 ``runs/delta_sync.py``) on the same state database (``HDH_MIGRATE_DB_URL``, default SQLite under
@@ -42,13 +42,29 @@ def _print_datasets(state: Any, as_json: bool) -> int:
             f"{d.name:<28} {d.state:<12} {d.authoritative:<13} {d.updated_at:%Y-%m-%d %H:%M:%S}  "
             f"{d.source_url} -> {d.dest_url}"
         )
+    _print_unfinished(state, rows)
     return EXIT_OK
+
+
+def _print_unfinished(state: Any, rows: list[Any]) -> None:
+    """Cutovers that are not final (report missing) and switches that died half-way (routing intent left)."""
+    intents = {i.dataset for i in state.pending_intents()}
+    for d in rows:
+        if d.report_pending:
+            print(f"  ! {d.name}: cut over but its signed report is MISSING; run `hdh-migrate recover {d.name}`")
+        if d.name in intents:
+            print(
+                f"  ! {d.name}: a switch or rollback did not finish (routing document may disagree with the "
+                f"catalog); run `hdh-migrate recover {d.name}`"
+            )
 
 
 def _print_dataset(state: Any, d: Any, as_json: bool) -> int:
     from hdh_migrate.runs.clearance import preflight
+    from hdh_migrate.runs.recovery import pending
 
     pf = preflight(state, d.name, d.source_fingerprint or "")
+    unfinished = pending(state, d.name)
     checks = {k: state.latest_check(d.name, k) for k in ("verify", "validate")}
     history = state.history(d.name)
     if as_json:
@@ -59,10 +75,12 @@ def _print_dataset(state: Any, d: Any, as_json: bool) -> int:
                 "checks": {k: c.to_dict() if c else None for k, c in checks.items()},
                 "cutover_ready_on_last_inventory": pf.ok,
                 "reasons": pf.reasons,
+                "unfinished": unfinished,
             }
         )
         return EXIT_OK
     _print_catalog(d)
+    _print_dataset_unfinished(d.name, unfinished)
     for kind, c in checks.items():
         verdict = f"{'PASS' if c.ok else 'FAIL'} on run {c.run_id} at {c.at:%Y-%m-%d %H:%M:%S} UTC" if c else None
         print(f"{kind:<14} {verdict or 'none recorded'}")
@@ -75,6 +93,17 @@ def _print_dataset(state: Any, d: Any, as_json: bool) -> int:
         run = f"  run {t.run_id}" if t.run_id else ""
         print(f"  {t.at:%Y-%m-%d %H:%M:%S} UTC  {t.from_state or '(new)':>11} -> {t.to_state:<11} by {t.actor}{run}")
     return EXIT_OK
+
+
+def _print_dataset_unfinished(name: str, unfinished: dict[str, Any]) -> None:
+    if unfinished["report_pending"]:
+        print("report         MISSING: the cutover is not final until its signed report is written")
+        print(f"               (run `hdh-migrate recover {name}`; it will be {unfinished['report_url']})")
+    for i in unfinished["routing_intents"]:
+        print(
+            f"unfinished     a {i['to_state']} by run {i['run_id']} ({i['at']}) did not commit: the routing document "
+            f"may disagree with the catalog; run `hdh-migrate recover {name}`"
+        )
 
 
 def _print_catalog(d: Any) -> None:
@@ -112,6 +141,7 @@ def cmd_cutover(args: argparse.Namespace) -> int:
     from hdh_migrate.runs.clearance import CutoverRefusedError
     from hdh_migrate.runs.cutover import run_cutover
     from hdh_migrate.runs.pair import open_pair
+    from hdh_migrate.runs.recovery import recover
     from hdh_migrate.transfer.copier import CopyOptions
 
     state = open_state(args.db)
@@ -123,6 +153,7 @@ def cmd_cutover(args: argparse.Namespace) -> int:
         key = key_from_env(args.key_env or KEY_ENV)
         if not key:
             raise CutoverRefusedError(args.dataset, [NO_KEY.format(var=args.key_env or KEY_ENV)])
+        recover(state, pair.dest, ctx.sub("recovery"), key=key)
         result = run_cutover(
             state,
             pair,
@@ -177,6 +208,43 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             f"{args.dataset}: ROLLED BACK, Azure is authoritative again ({result['url']}); routing document "
             f"{result['routing']}; nothing was deleted (run {ctx.run_id})"
         )
+    return EXIT_OK
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Finish what a crash left half-done on a dataset: routing document back in line with the catalog, the
+    missing signed report of its cutover written."""
+    from hdh_migrate.audit.signing import KEY_ENV, key_from_env
+    from hdh_migrate.audit.state import open_state
+    from hdh_migrate.errors import ConfigError
+    from hdh_migrate.runs.pair import open_destination
+    from hdh_migrate.runs.recovery import recover
+
+    state = open_state(args.db)
+    ds = state.get(args.dataset)
+    key = key_from_env(args.key_env or KEY_ENV)
+    if not key and ds.report_pending:
+        raise ConfigError(
+            f"{args.dataset}: its cutover's signed report is missing and there is no signing key in "
+            f"${args.key_env or KEY_ENV}",
+            hint="export the report signing key (the one cutovers sign with) and run this again",
+        )
+    dest = open_destination(ds.dest_url)
+    dest.check_access()
+    ctx = _run_context(args, "recover")
+    result = recover(state, dest, ctx, key=key)
+    if args.json:
+        print_json(result)
+        return EXIT_OK
+    for r in result["routing"]:
+        print(
+            f"{args.dataset}: the {r['intended']} of run {r['intended_by_run']} never committed; routing document "
+            f"rewritten from the catalog ({r['restored_authoritative']} is authoritative)"
+        )
+    if result["report"]:
+        print(f"{args.dataset}: the missing cutover report was written: {result['report']['url']}")
+    if not result["routing"] and not result["report"]:
+        print(f"{args.dataset}: nothing to recover (routing document and catalog agree; no report missing)")
     return EXIT_OK
 
 
@@ -236,7 +304,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from hdh_migrate.audit.state import open_state
 
     state = open_state(args.db)
-    anchors: list[tuple[int, str]] = []
+    anchors: list[Any] = []
     for path in args.report or []:
         try:
             doc = json.loads(Path(path).read_text())
@@ -246,18 +314,66 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"hdh-migrate: cannot read {path}: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    v = state.verify_ledger(anchors=anchors)
+    found = _stored_anchors(state, args)
+    v = state.verify_ledger(anchors=anchors + (found.mine if found else []))
     if args.json:
-        print_json(v.to_dict())
+        print_json(v.to_dict() | {"anchors": found.to_dict() if found else None})
     elif v.ok:
         print(
             f"audit ledger OK: {v.records} records, chain intact; head record {v.head_seq} hash {v.head_hash}"
             + (f"; {len(anchors)} report anchor(s) present" if anchors else "")
         )
+        _print_anchors(found, v.head_seq)
     else:
         print(f"audit ledger BROKEN at record {v.broken_seq}: {v.reason}", file=sys.stderr)
         print(f"  {v.records} records read from {state.url}", file=sys.stderr)
+        if found:
+            print(f"  {len(found.mine)} anchor(s) read from {', '.join(found.stores)}", file=sys.stderr)
     return EXIT_OK if v.ok else EXIT_FAILED
+
+
+def _stored_anchors(state: Any, args: argparse.Namespace) -> Any:
+    """The anchor documents of the destinations the database knows (or of --anchors-from); None if skipped.
+
+    By default a destination that cannot be reached is skipped with a warning (the chain is still checked);
+    a store named with --anchors-from must answer."""
+    from hdh_migrate.audit.anchors import destination_buckets, read_anchors
+    from hdh_migrate.errors import HdhMigrateError
+    from hdh_migrate.runs.pair import open_destination
+
+    if args.no_anchors:
+        return None
+    named = bool(args.anchors_from)
+    stores = []
+    for url in args.anchors_from or destination_buckets(state):
+        try:
+            store = open_destination(url)
+            store.check_access("")
+            stores.append(store)
+        except HdhMigrateError as exc:
+            if named:
+                raise
+            print(f"hdh-migrate: warning: anchors at {url} not checked: {exc}", file=sys.stderr)
+    return read_anchors(state, stores)
+
+
+def _print_anchors(found: Any, head_seq: int | None) -> None:
+    if found is None:
+        print("  anchors at the destinations: not checked (--no-anchors)")
+        return
+    newest = found.newest
+    if newest is None:
+        print(f"  anchors: none found in {', '.join(found.stores) or 'no store'}")
+    else:
+        behind = (head_seq or 0) - newest.seq
+        print(
+            f"  {len(found.mine)} anchor(s) checked in {', '.join(found.stores)}; newest: record {newest.seq} "
+            f"written {newest.at}" + (f"; {behind} record(s) after it not anchored yet" if behind > 0 else "")
+        )
+    if found.others:
+        print(f"  {found.others} anchor(s) of other ledgers (another database) not checked")
+    for url in found.unreadable:
+        print(f"  unreadable anchor document: {url}")
 
 
 def cmd_report_verify(args: argparse.Namespace) -> int:
@@ -338,6 +454,17 @@ def _register_cutover(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     r.add_argument("--json", action="store_true")
     db_option(r)
     r.set_defaults(func=cmd_rollback)
+    rc = sub.add_parser(
+        "recover",
+        help="after a crash: routing document back in line with the catalog, a cutover's missing report written",
+    )
+    rc.add_argument("dataset")
+    _key_option(rc, "the report signing key")
+    rc.add_argument("--actor", help="who runs this, for the audit trail")
+    rc.add_argument("--work-dir", help="where the recovered report goes (default $HDH_MIGRATE_HOME/runs/...)")
+    rc.add_argument("--json", action="store_true")
+    db_option(rc)
+    rc.set_defaults(func=cmd_recover)
 
 
 def _register_delta_sync(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -360,6 +487,18 @@ def _register_audit(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="append",
         help="a signed report whose ledger head must still be in the ledger (detects records removed from the "
         "end); repeatable",
+    )
+    av.add_argument(
+        "--anchors-from",
+        action="append",
+        metavar="s3://BUCKET",
+        help="read the ledger anchors from this store only (repeatable; default: every destination the database "
+        "knows, skipped with a warning when unreachable)",
+    )
+    av.add_argument(
+        "--no-anchors",
+        action="store_true",
+        help="do not read the ledger anchors at the destinations (the chain alone is checked)",
     )
     av.add_argument("--json", action="store_true")
     db_option(av)

@@ -28,6 +28,7 @@ from hdh_migrate.runs.clearance import clearance as check_clearance
 from hdh_migrate.runs.delta_sync import SYNC_FOLDER
 from hdh_migrate.runs.delta_sync import delta_sync as run_delta_sync
 from hdh_migrate.runs.pair import StorePair
+from hdh_migrate.runs.recovery import recover
 
 log = logging.getLogger("hdh_migrate.airflow")
 
@@ -139,9 +140,14 @@ def _sync_result(dataset: str, s: dict[str, Any]) -> dict[str, Any]:
 
 # -- hdh_cutover ----------------------------------------------------------------------------------------
 def freeze(params: dict[str, Any], run_id: str, actor: str) -> dict[str, Any]:
+    """The recovery pass first (a routing intent left behind, a cutover's missing report), then the freeze
+    check. Needs the report key: every outcome of the cutover DAG is a signed report."""
     st = _state()
     dataset = params["dataset"]
     pair, ctx = _stores(params, st, dataset), run_context(dataset, run_id, actor)
+    key = report_key(params)
+    with airflow_errors(f"finishing what a previous cutover or rollback of {dataset} left half-done"):
+        recover(st, pair.dest, ctx.sub("recovery"), key=key)
     with airflow_errors(f"listing {dataset} again (freeze check)"):
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         fz = cutover.freeze_check(st, pair, ctx)
