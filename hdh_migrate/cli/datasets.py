@@ -107,10 +107,14 @@ def _print_dataset_unfinished(name: str, unfinished: dict[str, Any]) -> None:
 
 
 def _print_catalog(d: Any) -> None:
-    since = f" since {d.authoritative_since:%Y-%m-%d %H:%M:%S} UTC (run {d.authoritative_run_id})"
+    since = (
+        f" since {d.authoritative_since:%Y-%m-%d %H:%M:%S} UTC (run {d.authoritative_run_id})"
+        if d.authoritative_since
+        else ""
+    )
     print(f"dataset        {d.name}")
     print(f"state          {d.state}")
-    print(f"authoritative  {d.authoritative}" + (since if d.authoritative_since else ""))
+    print(f"authoritative  {d.authoritative}{since}")
     print(f"source         {d.source_url}")
     print(f"destination    {d.dest_url}")
     if d.routing_url:
