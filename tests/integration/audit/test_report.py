@@ -68,14 +68,14 @@ def cutover_report(rig_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     dst = S3Store(s3_settings_from_env(), f"lock-{uuid.uuid4().hex[:12]}")
     dst.create_bucket(object_lock=True)
     seed(src, 8)
-    migrate(st, "er_prs_f", src, dst, tmp / "m", validation_required=True, actor="alice", run_id="manual__migrate")
-    # two tables: one passing, one whose result carries values from rows: none may reach the report
-    validations = [gx_result("er_prs_f"), _with_data_values(gx_result("er_pha_f"))]
-    record_validation(st, "er_prs_f", validations, actor="bob", run_id="manual__gx")
-    # GOVERNANCE, one day (see the clean-up below)
+    # GOVERNANCE, one day (see the clean-up below): from the migration on, whose end anchors the ledger there
     saved = {k: os.environ.get(k) for k in ("HDH_MIGRATE_AUDIT_LOCK_MODE", "HDH_MIGRATE_AUDIT_RETENTION_DAYS")}
     os.environ.update({"HDH_MIGRATE_AUDIT_LOCK_MODE": "GOVERNANCE", "HDH_MIGRATE_AUDIT_RETENTION_DAYS": "1"})
     try:
+        migrate(st, "er_prs_f", src, dst, tmp / "m", validation_required=True, actor="alice", run_id="manual__migrate")
+        # two tables: one passing, one whose result carries values from rows: none may reach the report
+        validations = [gx_result("er_prs_f"), _with_data_values(gx_result("er_pha_f"))]
+        record_validation(st, "er_prs_f", validations, actor="bob", run_id="manual__gx")
         pair = open_pair(f"azure://{src.container}/snds", f"s3://{dst.container}/migrated")
         ctx = RunContext(tmp / "c", "manual__cutover", "carol", "er_prs_f")
         res = run_cutover(st, pair, ctx, key=KEY.encode())
@@ -244,3 +244,12 @@ def test_html_report_renders_in_headless_chromium(
         driver.save_screenshot(str(artifacts / "report.png"))
     finally:
         driver.quit()
+
+
+def test_the_ledger_head_is_anchored_and_locked_beside_the_report(cutover_report: dict[str, Any]) -> None:
+    """The head the report signs is also written, under Object Lock, where the database cannot reach it."""
+    anchor = cutover_report["result"].report["anchor"]
+    assert anchor["ok"] and anchor["object_lock"] is True
+    assert (anchor["seq"], anchor["hash"]) == cutover_report["state"].ledger_head()
+    key = anchor["url"].split("/", 3)[3]
+    assert key.startswith("_hdh-audit/_ledger/") and cutover_report["dest"].head(key) is not None

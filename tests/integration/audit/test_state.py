@@ -8,6 +8,7 @@ otherwise (the ``state_url`` fixture of tests/conftest.py).
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,12 +40,38 @@ def _to_verified(st: StateStore, name: str = "dcir") -> None:
 
 def test_schema_is_created_by_the_migrations(state_url: str) -> None:
     st = open_state(state_url)
-    assert schema_revision(st.engine) == "0001"
+    assert schema_revision(st.engine) == "0002"
     tables = set(sa.inspect(st.engine).get_table_names())
-    assert {"datasets", "transitions", "checks", "runs", "ledger", "alembic_version"} <= tables
+    assert {"datasets", "transitions", "checks", "runs", "ledger", "routing_intents", "alembic_version"} <= tables
     # opening again (another process, a new release) is an idempotent upgrade
     state_mod.upgrade(st.engine)
-    assert schema_revision(st.engine) == "0001"
+    assert schema_revision(st.engine) == "0002"
+
+
+def test_a_database_of_the_first_release_is_upgraded_in_place(state_url: str) -> None:
+    """0001 -> 0002 (routing intents, report_pending) keeps every dataset, which owes no report."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = state_mod.make_engine(state_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(state_mod.MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO datasets (name, source_url, dest_url, state, validation_required, authoritative, "
+                "created_at, updated_at) VALUES ('old', :s, :d, 'cut_over', true, 's3', :t, :t)"
+            ),
+            {"s": SRC, "d": DST, "t": datetime.now(UTC)},
+        )
+    engine.dispose()
+    st = open_state(state_url)
+    assert schema_revision(st.engine) == "0002"
+    assert st.get("old").state == "cut_over" and st.get("old").report_pending is False
+    assert st.pending_intents() == []
 
 
 def test_lifecycle_records_who_when_which_run_and_evidence(state_url: str) -> None:
