@@ -134,3 +134,45 @@ def test_cutover_dag_refuses_with_the_reason_and_switches_nothing(
     refused = [r for r in st.ledger("pmsi") if r.kind == "cutover_refused"]
     assert len(refused) == 1 and "validation missing" in refused[0].payload["reasons"][0]
     assert [r.kind for r in st.ledger("pmsi")][-1] == "run_cutover"
+
+
+def test_the_cutover_dag_first_finishes_a_switch_that_died_half_way(
+    dagbag,
+    state_db: str,
+    azure_container: AzureBlobStore,
+    s3_bucket: S3Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A switch died after writing its routing document, before its commit (consumers told S3, the catalog
+    says Azure). The next hdh_cutover run puts the document back in line before it switches."""
+    from hdh_migrate.audit import documents
+    from hdh_migrate.runs import cutover, intents
+    from hdh_migrate.runs.context import RunContext
+    from hdh_migrate.runs.pair import open_pair
+
+    st = open_state(state_db)
+    seed(azure_container, 3)
+    migrate(st, "dcir", azure_container, s3_bucket, tmp_path / "m", validation_required=False)
+    pair = open_pair(st.get("dcir").source_url, st.get("dcir").dest_url)
+    ctx = RunContext(tmp_path / "c", "died-1", "carol", "dcir")
+    real = documents.publish_routing
+
+    def publish_then_die(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # the process is killed: nothing below runs
+
+    with monkeypatch.context() as m:
+        m.setattr(documents, "publish_routing", publish_then_die)
+        m.setattr(intents, "_undo", lambda *a, **k: None)
+        with pytest.raises(KeyboardInterrupt):
+            cutover.switch(st, pair.dest, ctx, [cutover.freeze_check(st, pair, ctx)], synced=False)
+    assert read_routing(s3_bucket, "dcir")["run_id"] == "died-1" and st.get("dcir").authoritative == "azure"
+
+    dr = dagbag.get_dag("hdh_cutover").test(run_conf={"dataset": "dcir"})
+    assert dr.state == "success", _states(dr)
+    kinds = [r.kind for r in st.ledger("dcir")]
+    assert kinds.count("routing_intent_recovered") == 1 and kinds.count("routing_intent") == 2
+    routing, ds = read_routing(s3_bucket, "dcir"), st.get("dcir")
+    assert routing["authoritative"] == ds.authoritative == "s3" and routing["run_id"] == ds.authoritative_run_id
+    assert st.pending_intents("dcir") == [] and not ds.report_pending
