@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hdh_migrate.audit import documents, report
+from hdh_migrate.audit.signing import SigningKey
 from hdh_migrate.audit.state import CUT_OVER, ROLLED_BACK, StateStore
 from hdh_migrate.runs.clearance import CutoverRefusedError, FreezeCheck, Preflight, clearance
 from hdh_migrate.runs.context import RunContext
@@ -92,7 +93,7 @@ def refuse(
     pf: Preflight,
     freezes: list[FreezeCheck],
     *,
-    key: bytes,
+    key: SigningKey,
     started: datetime,
 ) -> CutoverRefusedError:
     """Record the refusal (ledger, signed refusal report, run) and return the error to raise."""
@@ -118,7 +119,7 @@ def _decided(
     ctx: RunContext,
     decision: report.Decision,
     *,
-    key: bytes,
+    key: SigningKey,
     started: datetime,
     prefix: str,
     **summary: Any,
@@ -225,7 +226,7 @@ def _switch_evidence(pf: Preflight) -> dict[str, Any]:
 
 # -- 4. report --------------------------------------------------------------------------------------------
 def report_cutover(
-    state: StateStore, dest: Store, ctx: RunContext, sw: dict[str, Any], *, key: bytes, started: datetime
+    state: StateStore, dest: Store, ctx: RunContext, sw: dict[str, Any], *, key: SigningKey, started: datetime
 ) -> dict[str, Any]:
     """The signed report of a switch (the checks it rested on, by id), and the run recorded."""
     assert ctx.dataset and ctx.actor and ctx.run_id
@@ -279,7 +280,7 @@ def run_cutover(
     pair: StorePair,
     ctx: RunContext,
     *,
-    key: bytes,
+    key: SigningKey,
     sync: bool = True,
     deletions: str = "report",
     depth: str = "full",

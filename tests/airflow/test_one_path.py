@@ -22,10 +22,10 @@ from hdh_migrate.audit.state import StateStore, open_state
 from hdh_migrate.dev.seed import seed_table
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.validation.schema import get_table
-from tests.helpers import close_state, payload, run_cli
+from tests.helpers import close_state, payload, report_key_env, run_cli
 
 pytestmark = pytest.mark.airflow
-KEY = "one-path-key-not-a-secret"
+KEY = report_key_env()
 #: fields that name a run or its moment, never its outcome
 VOLATILE = {
     "run_id",
@@ -86,9 +86,7 @@ def _decisions(st: StateStore, dataset: str) -> dict[str, Any]:
 
 
 def _cli(*args: str, home: Path) -> Any:
-    return run_cli(
-        *args, env={"HDH_MIGRATE_HOME": str(home), "HDH_MIGRATE_REPORT_KEY": KEY, "HDH_MIGRATE_ACTOR": "cli"}
-    )
+    return run_cli(*args, env={"HDH_MIGRATE_HOME": str(home), "HDH_MIGRATE_ACTOR": "cli", **KEY})
 
 
 def _empty(bucket: S3Store, prefix: str) -> None:
@@ -138,7 +136,8 @@ def test_the_command_line_and_the_dags_decide_alike_and_leave_the_same_evidence(
     # -- the DAGs, on the same data, to the same (emptied) destination, with the same Params ----------------
     _empty(s3_bucket, "")
     monkeypatch.setenv("HDH_MIGRATE_DB_URL", dag_db)
-    monkeypatch.setenv("HDH_MIGRATE_REPORT_KEY", KEY)
+    for var, value in KEY.items():
+        monkeypatch.setenv(var, value)
     conf = cli_record["params"] | {"source_conn_id": "hdh_azure_source", "dest_conn_id": "hdh_s3_dest"}
     dr = dagbag.get_dag("hdh_migrate_dataset").test(run_conf=conf)
     assert dr.state == "success"
