@@ -191,3 +191,11 @@ def test_the_command_line_and_the_dags_decide_alike_and_leave_the_same_evidence(
         doc["config"]["params"] = {k: v for k, v in doc["config"]["params"].items() if k not in conn_ids}
     assert _normalise(cli_doc, folders + report_folders) == _normalise(dag_doc, folders + report_folders)
     assert cli_doc["integrity"]["evidence_sha256"] == dag_doc["integrity"]["evidence_sha256"]
+    # both bundles carry the Data Docs GX built for both sides, and both check out with the public key alone
+    for local in (cli_cutover["report"]["local"], dag_report["local"]):
+        doc = json.loads(Path(local).read_text())
+        pages = doc["validation"][0]["data_docs_pages"]
+        assert doc["validation"][0]["data_docs_included"] and set(pages) == {"source", "destination"}
+        assert all((Path(local).parent / p).is_file() for p in pages.values())
+        r = run_cli("report", "verify", local, env={"HDH_MIGRATE_REPORT_KEY": ""})
+        assert r.returncode == 0, r.stderr
