@@ -56,8 +56,8 @@ PARAMS = {
         type="string",
         minLength=1,
         title="Report signing key connection",
-        description="Connection whose password is the HMAC key that signs the audit report (falls back to the "
-        "HDH_MIGRATE_REPORT_KEY secret of the workers).",
+        description="Kept for compatibility: the deployment chooses the signing key (HDH_MIGRATE_REPORT_KEY_CONN, "
+        "default hdh_report_key, an Ed25519 private key in PEM); a run asking for another Connection is refused.",
     ),
     "sync": Param(
         True,

@@ -20,12 +20,28 @@ from hdh_airflow.alerts import on_failure
 CUTOVER = AssetAlias("hdh-migrate-cutover")
 
 PARAMS = {
-    "dataset": Param(type="string", minLength=1, maxLength=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                     title="Dataset", description="The cut-over dataset to point back at Azure."),
-    "reason": Param(type="string", minLength=3, maxLength=1000, title="Reason",
-                    description="Why the rollback (recorded in the audit ledger and the dataset's history)."),
-    "dest_conn_id": Param("hdh_s3_dest", type="string", minLength=1, title="Destination connection (S3)",
-                          description="Airflow Connection id of type aws (to rewrite the routing document)."),
+    "dataset": Param(
+        type="string",
+        minLength=1,
+        maxLength=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        title="Dataset",
+        description="The cut-over dataset to point back at Azure.",
+    ),
+    "reason": Param(
+        type="string",
+        minLength=3,
+        maxLength=1000,
+        title="Reason",
+        description="Why the rollback (recorded in the audit ledger and the dataset's history).",
+    ),
+    "dest_conn_id": Param(
+        "hdh_s3_dest",
+        type="string",
+        minLength=1,
+        title="Destination connection (S3)",
+        description="Airflow Connection id of type aws (to rewrite the routing document).",
+    ),
 }
 
 
@@ -37,14 +53,21 @@ PARAMS = {
     catchup=False,
     max_active_runs=1,
     params=PARAMS,
-    default_args={"owner": "hdh-data-platform", "retries": 2, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": on_failure},
+    default_args={
+        "owner": "hdh-data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": on_failure,
+    },
     doc_md=__doc__,
     tags=["hdh-migrate", "cutover"],
 )
 def hdh_rollback() -> None:
-    @task(task_display_name="Roll back", outlets=[CUTOVER],
-          doc_md="Points the catalog and the routing document back at Azure; deletes nothing.")
+    @task(
+        task_display_name="Roll back",
+        outlets=[CUTOVER],
+        doc_md="Points the catalog and the routing document back at Azure; deletes nothing.",
+    )
     def rollback() -> dict:
         from hdh_airflow import cutover_tasks as body
         from hdh_airflow.context import actor_of
@@ -54,8 +77,14 @@ def hdh_rollback() -> None:
         result = body.rollback(params, ctx["run_id"], actor_of(ctx))
         ctx["outlet_events"][CUTOVER].add(
             Asset(name=f"hdh-migrate/{params['dataset']}/catalog", uri=result["routing"]),
-            extra={"dataset": params["dataset"], "authoritative": "azure", "url": result["url"],
-                   "since": result["since"], "run_id": ctx["run_id"], "reason": params["reason"]},
+            extra={
+                "dataset": params["dataset"],
+                "authoritative": "azure",
+                "url": result["url"],
+                "since": result["since"],
+                "run_id": ctx["run_id"],
+                "reason": params["reason"],
+            },
         )
         return result
 

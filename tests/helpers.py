@@ -4,11 +4,13 @@ migrate a small dataset the way the DAG does, build a validation result, close a
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import random
 import subprocess
 import sys
+import tempfile
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hdh_migrate.audit import state as state_mod
+from hdh_migrate.audit.signing import KEY_ENV, TRUSTED_ENV, SigningKey, generate_key_pair, parse_signing_key
 from hdh_migrate.audit.state import StateStore
 from hdh_migrate.cli.main import main
 from hdh_migrate.runs.context import RunContext
@@ -26,6 +29,31 @@ from hdh_migrate.transfer.copier import CopyOptions
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout
 CLI = str(Path(sys.executable).parent / "hdh-migrate")
+
+
+@functools.cache
+def _test_key_pair() -> tuple[bytes, Path]:
+    """One Ed25519 key pair per test session: the private PEM, and the public key's file (the pinned one)."""
+    private, public = generate_key_pair()
+    folder = Path(tempfile.mkdtemp(prefix="hdh-test-keys-"))
+    (folder / "report-signing-key.pub.pem").write_bytes(public)
+    return private, folder / "report-signing-key.pub.pem"
+
+
+def signing_key() -> SigningKey:
+    """The test signing key, as the runs layer takes it."""
+    return parse_signing_key(_test_key_pair()[0], "the test key")
+
+
+def public_key_path() -> Path:
+    return _test_key_pair()[1]
+
+
+def report_key_env() -> dict[str, str]:
+    """What a deployment sets to sign reports (the private key's PEM) and to check them (the pinned public
+    key), for the test key."""
+    private, public = _test_key_pair()
+    return {KEY_ENV: private.decode("ascii"), TRUSTED_ENV: str(public)}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

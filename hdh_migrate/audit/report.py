@@ -3,22 +3,24 @@
 One report per cutover decision (cut over, or refused), built from the state database (dataset, checks,
 runs, history, ledger head) and the runs' own evidence files (inventory, copy and verify results):
 
-- ``report.json``: the facts, canonical and signed (``audit/signing.py``). It embeds the SHA-256 of every
-  file next to it, so one signature covers the whole set, and the ledger head (seq, hash) at signing time,
-  an anchor that detects records later removed from the end of the ledger.
-- ``report.html``: the same facts for a non-engineer (Jinja2, no script, no external resource; opens
-  offline in any browser).
+- ``report.json``: the facts, canonical and signed with Ed25519 (``audit/signing.py``). It embeds the
+  SHA-256 of the HTML and the evidence files, and the ledger head (seq, hash) at signing time, an anchor
+  that detects records later removed from the end of the ledger.
+- ``report.html``: the same facts for a non-engineer, with a glossary (Jinja2, no script, no external
+  resource; opens offline in any browser).
 - ``evidence.parquet`` and ``evidence.csv``: one row per object (``audit/evidence.py``).
+- the rest of the bundle (``audit/bundle.py``): the Data Docs of both sides, the public key, VERIFY.txt and
+  the signed SHA256SUMS over every file.
 
 Nothing in it is data: counts, bytes, object keys (file paths), hashes, expectation names and metric
 names. Great Expectations results are reduced to pass/fail, counts and fingerprints; metric values that
 could be a row value (min, max, sums of a column) are withheld, only the fact that they differ is kept.
 
-The files are kept locally under the run's work dir and uploaded to ``s3://BUCKET/_hdh-audit/<dataset>/
+The bundle is kept locally under the run's work dir and uploaded to ``s3://BUCKET/_hdh-audit/<dataset>/
 <UTC stamp>/``, with S3 Object Lock retention when the provider supports it and the bucket has Object
 Lock enabled (default COMPLIANCE for 10 years; ``HDH_MIGRATE_AUDIT_LOCK_MODE``,
-``HDH_MIGRATE_AUDIT_RETENTION_DAYS``). ``hdh-migrate report verify REPORT.json`` checks the signature and
-every file's hash.
+``HDH_MIGRATE_AUDIT_RETENTION_DAYS``). ``hdh-migrate report verify REPORT.json --public-key KEY.pem``
+checks both signatures and every file's hash.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from typing import Any
 import jinja2
 
 from hdh_migrate import __version__
+from hdh_migrate.audit import bundle
 from hdh_migrate.audit.documents import document_url, put_document
 from hdh_migrate.audit.evidence import build_evidence
 from hdh_migrate.audit.ledger import canonical
-from hdh_migrate.audit.signing import sign
+from hdh_migrate.audit.signing import ALGORITHM, PUBLIC_KEY_FILE, SUMS, SUMS_SIG, SigningKey, sign
 from hdh_migrate.audit.state import Check, DatasetStatus, StateStore
 from hdh_migrate.errors import ConfigError
 from hdh_migrate.sizes import human_bytes
@@ -60,12 +63,6 @@ COUNT_METRICS = {
     "type",
 }
 _SECRET_WORDS = ("key", "password", "secret", "token", "sas", "connection_string")
-CONTENT_TYPES = {
-    ".json": "application/json",
-    ".html": "text/html; charset=utf-8",
-    ".parquet": "application/vnd.apache.parquet",
-    ".csv": "text/csv; charset=utf-8",
-}
 
 
 # -- validations (made safe for the report) ---------------------------------------------------------------
@@ -408,21 +405,30 @@ def _utc_text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ReportFiles:
+    folder: Path
     json: Path
     html: Path
     evidence_parquet: Path
-    evidence_csv: Path
     sha256: str  # of report.json
+    all: list[Path]  # every file of the bundle, SHA256SUMS and its signature last
 
     def paths(self) -> list[Path]:
-        return [self.json, self.html, self.evidence_parquet, self.evidence_csv]
+        return self.all
 
 
-def write_report(data: dict[str, Any], out_dir: Path, key: bytes) -> ReportFiles:
-    """Render the HTML, hash the attached files, sign, write report.json. Returns the four paths."""
+def write_report(data: dict[str, Any], out_dir: Path, key: SigningKey) -> ReportFiles:
+    """The bundle (``audit/bundle.py``): Data Docs copied in, the HTML rendered, report.json signed, then the
+    public key, VERIFY.txt and the signed SHA256SUMS over all of it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = dict(data)
     ev = data.pop("_evidence_files")
+    data["validation"] = bundle.include_data_docs(data.get("validation") or [], out_dir)
+    data["signing"] = {
+        "algorithm": ALGORITHM,
+        "key_id": key.key_id,
+        "public_key": PUBLIC_KEY_FILE,
+        "bundle": {"sums": SUMS, "signature": SUMS_SIG, "instructions": bundle.VERIFY_FILE},
+    }
     html = render_html(data)
     (out_dir / "report.html").write_text(html, encoding="utf-8")
     data["files"] = {
@@ -433,30 +439,42 @@ def write_report(data: dict[str, Any], out_dir: Path, key: bytes) -> ReportFiles
     signed = sign(data, key)
     body = json.dumps(signed, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
     (out_dir / "report.json").write_bytes(body)
+    decision = data["decision"]
+    facts = {
+        "dataset": data["dataset"],
+        "outcome": decision["outcome"],
+        "run_id": decision["run_id"],
+        "actor": decision["by"],
+        "generated_at": data["generated_at"],
+    }
+    every = bundle.finish(out_dir, key, facts)
     return ReportFiles(
+        out_dir,
         out_dir / "report.json",
         out_dir / "report.html",
         out_dir / "evidence.parquet",
-        out_dir / "evidence.csv",
         hashlib.sha256(body).hexdigest(),
+        every,
     )
 
 
 def upload_report(dest: Store, prefix: str, files: ReportFiles, retention: dict[str, Any]) -> dict[str, Any]:
-    """The four files under the audit prefix, locked until the retention date where Object Lock is on."""
+    """Every file of the bundle under the audit prefix (paths kept), locked until the retention date where
+    Object Lock is on. Keyed by the path in the bundle."""
     until = datetime.fromisoformat(retention["retain_until"]) if retention.get("object_lock") else None
     mode = retention.get("mode", "") if until else ""
-    return {
-        p.name: put_document(
+    out = {}
+    for p in files.paths():
+        name = p.relative_to(files.folder).as_posix()
+        out[name] = put_document(
             dest,
-            prefix + p.name,
+            prefix + name,
             p.read_bytes(),
-            content_type=CONTENT_TYPES[p.suffix],
+            content_type=bundle.content_type(p),
             retain_until=until,
             lock_mode=mode,
         )
-        for p in files.paths()
-    }
+    return out
 
 
 def produce(
@@ -469,11 +487,12 @@ def produce(
     run_id: str,
     started: datetime,
     work_dir: Path,
-    key: bytes,
+    key: SigningKey,
     prefix: str,
 ) -> dict[str, Any]:
     """Collect, write, sign, upload (with retention), and record the report in the ledger."""
     out = Path(work_dir) / "report"
+    bundle.start(out)
     retention = audit_retention(dest)
     data = collect(
         state, dataset, dest, decision, actor=actor, run_id=run_id, started=started, out_dir=out, retention=retention
@@ -489,9 +508,11 @@ def produce(
             "url": url,
             "local": str(files.json),
             "sha256": files.sha256,
+            "sums_sha256": file_sha256(str(out / SUMS)),
+            "key_id": key.key_id,
             "outcome": decision.outcome,
             "object_lock": retention.get("object_lock"),
-            "versions": {k: v.get("version_id") for k, v in uploaded.items()},
+            "versions": {k: v.get("version_id") for k, v in uploaded.items() if "/" not in k},
         },
     )
     return {
@@ -500,6 +521,8 @@ def produce(
         "html": str(files.html),
         "evidence": str(files.evidence_parquet),
         "sha256": files.sha256,
+        "key_id": key.key_id,
+        "bundle": str(out),
         "retention": retention,
         "uploaded": {k: v["url"] for k, v in uploaded.items()},
     }

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from hdh_migrate.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, db_option, print_json
+from hdh_migrate.errors import ConfigError
 
 
 # -- status ------------------------------------------------------------------------------------------
@@ -127,9 +129,20 @@ def _print_catalog(d: Any) -> None:
 
 # -- cutover / rollback -------------------------------------------------------------------------------
 NO_KEY = (
-    "no report signing key: set {var} (CLI) or the report key Connection (Airflow); a cutover without its "
-    "signed report is not allowed"
+    "no report signing key: set {var} or {file_var} (CLI) or the report key Connection (Airflow); a cutover "
+    "without its signed report is not allowed"
 )
+
+
+def _signing_key(args: argparse.Namespace) -> Any:
+    """The Ed25519 private key (``--key-file``, ``$HDH_MIGRATE_REPORT_KEY_FILE``, ``$<--key-env>``), refused
+    if the deployment pins trusted keys and this one is not among them."""
+    from hdh_migrate.audit.signing import KEY_ENV, TrustedKeys, load_signing_key, require_trusted
+
+    key = load_signing_key(file=getattr(args, "key_file", None), env_var=args.key_env or KEY_ENV)
+    if key is not None:
+        require_trusted(key, TrustedKeys.from_env())
+    return key
 
 
 def _run_context(args: argparse.Namespace, kind: str) -> Any:
@@ -140,7 +153,7 @@ def _run_context(args: argparse.Namespace, kind: str) -> Any:
 
 
 def cmd_cutover(args: argparse.Namespace) -> int:
-    from hdh_migrate.audit.signing import KEY_ENV, key_from_env
+    from hdh_migrate.audit.signing import KEY_ENV, KEY_FILE_ENV
     from hdh_migrate.audit.state import open_state
     from hdh_migrate.runs.clearance import CutoverRefusedError
     from hdh_migrate.runs.cutover import run_cutover
@@ -154,9 +167,9 @@ def cmd_cutover(args: argparse.Namespace) -> int:
     pair = open_pair(ds.source_url, ds.dest_url, workers=args.workers)
     pair.check_access()
     try:
-        key = key_from_env(args.key_env or KEY_ENV)
-        if not key:
-            raise CutoverRefusedError(args.dataset, [NO_KEY.format(var=args.key_env or KEY_ENV)])
+        key = _signing_key(args)
+        if key is None:
+            raise CutoverRefusedError(args.dataset, [NO_KEY.format(var=args.key_env or KEY_ENV, file_var=KEY_FILE_ENV)])
         recover(state, pair.dest, ctx.sub("recovery"), key=key)
         result = run_cutover(
             state,
@@ -218,7 +231,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_recover(args: argparse.Namespace) -> int:
     """Finish what a crash left half-done on a dataset: routing document back in line with the catalog, the
     missing signed report of its cutover written."""
-    from hdh_migrate.audit.signing import KEY_ENV, key_from_env
+    from hdh_migrate.audit.signing import KEY_ENV, KEY_FILE_ENV
     from hdh_migrate.audit.state import open_state
     from hdh_migrate.errors import ConfigError
     from hdh_migrate.runs.pair import open_destination
@@ -226,12 +239,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
     state = open_state(args.db)
     ds = state.get(args.dataset)
-    key = key_from_env(args.key_env or KEY_ENV)
-    if not key and ds.report_pending:
+    key = _signing_key(args) if ds.report_pending else None
+    if key is None and ds.report_pending:
         raise ConfigError(
-            f"{args.dataset}: its cutover's signed report is missing and there is no signing key in "
-            f"${args.key_env or KEY_ENV}",
-            hint="export the report signing key (the one cutovers sign with) and run this again",
+            f"{args.dataset}: its cutover's signed report is missing and there is no signing key "
+            f"(${args.key_env or KEY_ENV}, ${KEY_FILE_ENV} or --key-file)",
+            hint="give the report signing key (the one cutovers sign with) and run this again",
         )
     dest = open_destination(ds.dest_url)
     dest.check_access()
@@ -311,13 +324,17 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     anchors: list[Any] = []
     for path in args.report or []:
         try:
-            doc = json.loads(Path(path).read_text())
-            led = doc.get("ledger") or {}
-            if led.get("head_seq"):
-                anchors.append((int(led["head_seq"]), str(led["head_hash"])))
+            json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             print(f"hdh-migrate: cannot read {path}: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        # the report's anchor is trusted only once its signature and files check out
+        v = _verified(args, path)
+        if not v.ok:
+            _print_invalid(path, v)
+            return EXIT_FAILED
+        if v.ledger_anchor:
+            anchors.append(v.ledger_anchor)
     found = _stored_anchors(state, args)
     v = state.verify_ledger(anchors=anchors + (found.mine if found else []))
     if args.json:
@@ -380,27 +397,62 @@ def _print_anchors(found: Any, head_seq: int | None) -> None:
         print(f"  unreadable anchor document: {url}")
 
 
-def cmd_report_verify(args: argparse.Namespace) -> int:
-    from hdh_migrate.audit.signing import KEY_ENV, key_from_env, verify_report
-    from hdh_migrate.errors import ConfigError
+def _verified(args: argparse.Namespace, path: str) -> Any:
+    """verify_report with the trusted public keys (``--public-key``, else ``$HDH_MIGRATE_TRUSTED_KEYS``)
+    and, for reports of the old kind only, the shared HMAC secret (``--key-env``)."""
+    from hdh_migrate.audit.signing import KEY_ENV, TrustedKeys, verify_report
 
-    key = key_from_env(args.key_env or KEY_ENV)
-    if not key:
-        raise ConfigError(
-            f"no signing key in ${args.key_env or KEY_ENV}",
-            hint="export the report key (the same secret the cutover signed with) in that variable",
-        )
-    v = verify_report(args.report, key)
-    if v.ok:
-        print(
-            f"report OK: {args.report} ({v.dataset}, decision {v.outcome}) is signed with this key and every "
-            "attached file matches its hash"
-        )
-        return EXIT_OK
-    print(f"report INVALID: {args.report}", file=sys.stderr)
+    trusted = TrustedKeys.from_paths(args.public_key) if args.public_key else TrustedKeys.from_env()
+    secret = os.environ.get(args.key_env or KEY_ENV) or ""
+    hmac_key = secret.encode("utf-8") if secret and not secret.lstrip().startswith("-----BEGIN") else None
+    return verify_report(path, trusted=trusted, hmac_key=hmac_key)
+
+
+def _print_invalid(path: str, v: Any) -> None:
+    print(f"report INVALID: {path}", file=sys.stderr)
     for p in v.problems:
         print(f"  - {p}", file=sys.stderr)
-    return EXIT_FAILED
+
+
+def cmd_report_verify(args: argparse.Namespace) -> int:
+    v = _verified(args, args.report)
+    if not v.ok:
+        _print_invalid(args.report, v)
+        return EXIT_FAILED
+    if v.old_kind:
+        print(
+            f"report OK, of the old kind: {args.report} ({v.dataset}, decision {v.outcome}) is signed with this "
+            "shared HMAC key and every attached file matches its hash; whoever holds that key could also have "
+            "written it (reports since 2026-12 are signed with Ed25519)"
+        )
+    else:
+        print(
+            f"report OK: {args.report} ({v.dataset}, decision {v.outcome}) is signed with the trusted Ed25519 key "
+            f"{v.key_id}; the report and all {v.files_checked} files of its bundle match their hashes"
+        )
+    return EXIT_OK
+
+
+def cmd_report_keygen(args: argparse.Namespace) -> int:
+    """A new Ed25519 key pair: the private key (0600, never printed) and the public key to pin and publish."""
+    from hdh_migrate.audit.signing import generate_key_pair, parse_signing_key
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    private, public = out / "report-signing-key.pem", out / "report-signing-key.pub.pem"
+    for p in (private, public):
+        if p.exists():
+            raise ConfigError(f"{p} already exists", hint="choose another --out folder: a key is never overwritten")
+    pem, pub = generate_key_pair()
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    public.write_bytes(pub)
+    kid = parse_signing_key(pem, str(private)).key_id
+    print(f"private key  {private} (0600: keep it secret; mount it read-only where reports are signed)")
+    print(f"public key   {public} (pin it in HDH_MIGRATE_TRUSTED_KEYS; give it to auditors)")
+    print(f"key id       {kid}")
+    return EXIT_OK
 
 
 # -- parser ----------------------------------------------------------------------------------------------
@@ -429,6 +481,16 @@ def _key_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--key-env", help=f"variable holding {what} (default HDH_MIGRATE_REPORT_KEY)")
 
 
+def _public_key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--public-key",
+        action="append",
+        metavar="KEY.pem",
+        help="a trusted Ed25519 public key (PEM file or folder of them); repeatable, for rotated keys "
+        "(default: $HDH_MIGRATE_TRUSTED_KEYS)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = sub.add_parser("status", help="datasets' migration state, checks, catalog and history")
     s.add_argument("dataset", nargs="?", help="one dataset (its details and history)")
@@ -448,7 +510,8 @@ def _register_cutover(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         action="store_true",
         help="if the source changed since verification, refuse instead of syncing and re-verifying",
     )
-    _key_option(c, "the report signing key")
+    _key_option(c, "the report signing key: an Ed25519 private key in PEM")
+    c.add_argument("--key-file", help="file holding the report signing key (default $HDH_MIGRATE_REPORT_KEY_FILE)")
     _sync_options(c)
     c.set_defaults(func=cmd_cutover)
     r = sub.add_parser("rollback", help="point a cut-over dataset back at Azure (nothing is deleted)")
@@ -463,7 +526,8 @@ def _register_cutover(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         help="after a crash: routing document back in line with the catalog, a cutover's missing report written",
     )
     rc.add_argument("dataset")
-    _key_option(rc, "the report signing key")
+    _key_option(rc, "the report signing key: an Ed25519 private key in PEM")
+    rc.add_argument("--key-file", help="file holding the report signing key (default $HDH_MIGRATE_REPORT_KEY_FILE)")
     rc.add_argument("--actor", help="who runs this, for the audit trail")
     rc.add_argument("--work-dir", help="where the recovered report goes (default $HDH_MIGRATE_HOME/runs/...)")
     rc.add_argument("--json", action="store_true")
@@ -504,12 +568,18 @@ def _register_audit(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="store_true",
         help="do not read the ledger anchors at the destinations (the chain alone is checked)",
     )
+    _public_key_option(av)
+    _key_option(av, "the shared secret of reports of the old kind (HMAC)")
     av.add_argument("--json", action="store_true")
     db_option(av)
     av.set_defaults(func=cmd_audit_verify)
     rp = sub.add_parser("report", help="cutover reports")
     rsub = rp.add_subparsers(dest="report_cmd", required=True, metavar="ACTION")
-    rv = rsub.add_parser("verify", help="check a report's signature and the hashes of its attached files")
-    rv.add_argument("report", help="report.json (report.html and the evidence files must sit next to it)")
-    _key_option(rv, "the signing key")
+    rv = rsub.add_parser("verify", help="check a report's signature and the hashes of every file of its bundle")
+    rv.add_argument("report", help="report.json (the rest of its bundle must sit next to it)")
+    _public_key_option(rv)
+    _key_option(rv, "the shared secret of reports of the old kind (HMAC)")
     rv.set_defaults(func=cmd_report_verify)
+    kg = rsub.add_parser("keygen", help="make an Ed25519 key pair to sign reports with")
+    kg.add_argument("--out", required=True, help="folder for report-signing-key.pem and report-signing-key.pub.pem")
+    kg.set_defaults(func=cmd_report_keygen)

@@ -361,14 +361,23 @@ def _seed_source(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def _report_key(state_dir: Path) -> Path:
-    """The demo's HMAC key for auditor reports (0600), created on the first run."""
-    key_file = state_dir / "report-signing.key"
-    if not key_file.exists():
-        import secrets
+    """The demo's Ed25519 key pair for auditor reports (private key 0600), made on the first run (a key of
+    the old kind, an HMAC secret, is replaced). Returns the private key's path; the public key is beside it."""
+    from hdh_migrate.audit.signing import generate_key_pair
 
-        key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_urlsafe(32))
+    key_file = state_dir / "report-signing.key"
+    if not key_file.exists() or not key_file.read_bytes().startswith(b"-----BEGIN"):
+        private, public = generate_key_pair()
+        key_file.unlink(missing_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private)
+        _public_key(key_file).write_bytes(public)
     return key_file
+
+
+def _public_key(key_file: Path) -> Path:
+    return key_file.with_suffix(".pub.pem")
 
 
 def _start_airflow(
@@ -386,7 +395,8 @@ def _start_airflow(
             "HDH_MIGRATE_WORK_DIR": str(state_dir / "runs"),
             "HDH_MIGRATE_DB_URL": f"sqlite:///{state_dir / 'state.db'}",
             "HDH_MIGRATE_HOME": str(state_dir),
-            "HDH_MIGRATE_REPORT_KEY": key_file.read_text().strip(),
+            "HDH_MIGRATE_REPORT_KEY_FILE": str(key_file),
+            "HDH_MIGRATE_TRUSTED_KEYS": str(_public_key(key_file)),
         },
     )
 
@@ -513,8 +523,8 @@ def _cutover(af: airflow_local.LocalAirflow, dataset: str, timeout: float, key_f
         if rep.get("url"):
             say(f" audit report at the destination:       {rep['url']}")
         say(
-            f" check its signature: HDH_MIGRATE_REPORT_KEY=$(cat {key_file}) "
-            f".venv/bin/hdh-migrate report verify {rep.get('local')}"
+            f" check it (no secret needed): .venv/bin/hdh-migrate report verify {rep.get('local')} "
+            f"--public-key {_public_key(key_file)}   (or see VERIFY.txt beside it)"
         )
     return 0 if cut_state == "success" else 1
 

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hdh_migrate.audit import anchors, documents, report
+from hdh_migrate.audit.signing import SigningKey
 from hdh_migrate.audit.state import CUT_OVER, ROLLED_BACK, StateStore
 from hdh_migrate.runs.clearance import CutoverRefusedError, FreezeCheck, Preflight, clearance
 from hdh_migrate.runs.context import RunContext
@@ -98,7 +99,7 @@ def refuse(
     pf: Preflight,
     freezes: list[FreezeCheck],
     *,
-    key: bytes,
+    key: SigningKey,
     started: datetime,
 ) -> CutoverRefusedError:
     """Record the refusal (ledger, signed refusal report, run) and return the error to raise."""
@@ -124,7 +125,7 @@ def _decided(
     ctx: RunContext,
     decision: report.Decision,
     *,
-    key: bytes,
+    key: SigningKey,
     started: datetime,
     prefix: str,
     **summary: Any,
@@ -234,7 +235,7 @@ def _switch_evidence(pf: Preflight) -> dict[str, Any]:
 
 # -- 4. report --------------------------------------------------------------------------------------------
 def report_cutover(
-    state: StateStore, dest: Store, ctx: RunContext, sw: dict[str, Any], *, key: bytes, started: datetime
+    state: StateStore, dest: Store, ctx: RunContext, sw: dict[str, Any], *, key: SigningKey, started: datetime
 ) -> dict[str, Any]:
     """The signed report of a switch (the checks it rested on, by id), and the run recorded."""
     assert ctx.dataset and ctx.actor and ctx.run_id
@@ -288,7 +289,7 @@ def run_cutover(
     pair: StorePair,
     ctx: RunContext,
     *,
-    key: bytes,
+    key: SigningKey,
     sync: bool = True,
     deletions: str = "report",
     depth: str = "full",

@@ -229,4 +229,3 @@ def file_groups(files: list[ObjectInfo], group_bytes: int) -> list[list[ObjectIn
     if current:
         groups.append(current)
     return groups
-

@@ -107,8 +107,10 @@ def plan_groups(expectations: list[dict[str, Any]], columns_per_group: int = COL
             whole.append(i)
         else:
             by_cols[numeric_bounds(e)].setdefault(cols, []).append(i)
-    names_only = all(expectations[i].get("type") in NAMES_ONLY and not (expectations[i].get("kwargs") or {}).get(
-        "row_condition") for i in whole)
+    names_only = all(
+        expectations[i].get("type") in NAMES_ONLY and not (expectations[i].get("kwargs") or {}).get("row_condition")
+        for i in whole
+    )
     groups = [Group(tuple(whole), None, names_only=names_only)] if whole else []
     for numeric, sets in by_cols.items():
         positions: list[int] = []
@@ -135,8 +137,10 @@ def inexact_bounds(e: dict[str, Any]) -> bool:
     if not numeric_bounds(e):
         return False
     # every integer up to 2**53 is a double; above, GX's bound may not be the suite's
-    return any(isinstance(b, int) and not isinstance(b, bool) and abs(b) > 2**53
-               for b in (kw.get("min_value"), kw.get("max_value")))
+    return any(
+        isinstance(b, int) and not isinstance(b, bool) and abs(b) > 2**53
+        for b in (kw.get("min_value"), kw.get("max_value"))
+    )
 
 
 def exact_unexpected(column: pa.ChunkedArray, kw: dict[str, Any]) -> int | None:

@@ -147,9 +147,11 @@ class GxRunner:
         if len(self.position) != len(self.expectations):
             raise SuiteError(f"the suite of {table} could not be loaded expectation by expectation")
         # the suite runs in column groups (see gxplan): one sub-suite per group, the same expectation ids
-        self.groups = gxplan.plan_groups(self.expectations) if grouped else [
-            gxplan.Group(tuple(range(len(self.expectations))), None)
-        ]
+        self.groups = (
+            gxplan.plan_groups(self.expectations)
+            if grouped
+            else [gxplan.Group(tuple(range(len(self.expectations))), None)]
+        )
         self.group_suites = [self._group_suite(n, g) for n, g in enumerate(self.groups)]
         # bounds checks GX compares as doubles (integer bounds beyond 2**53): recounted exactly per batch
         self.exact_checks = [(i, e["kwargs"]) for i, e in enumerate(self.expectations) if gxplan.inexact_bounds(e)]

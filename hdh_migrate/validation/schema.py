@@ -131,7 +131,6 @@ class TableSchema:
         raise SchemaError(f"table {self.name} has no column {name!r}")
 
 
-
 @dataclass(frozen=True)
 class SchemaFile:
     path: Path

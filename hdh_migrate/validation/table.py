@@ -87,8 +87,13 @@ def validate_table(
     # and after any worker got its files (their imports then overlap this one)
     runner = functools.cache(lambda: GxRunner(table, doc, docs_dir))
     src, dst = _both_sides(
-        table, doc, runner, (source, source_store), (destination, destination_store),
-        Batching.of(batch_rows, group_bytes), jobs,
+        table,
+        doc,
+        runner,
+        (source, source_store),
+        (destination, destination_store),
+        Batching.of(batch_rows, group_bytes),
+        jobs,
     )
     result = _result(table, suite, doc, src, dst)
     if docs_dir is not None:

@@ -171,12 +171,17 @@ def start_side(
     except (AssertionError, OSError, pickle.PicklingError, TypeError) as exc:
         # a daemonic process may not have children; credentials that do not pickle (a token credential
         # object) cannot travel: validate in this process, as with one job
-        log.warning("%s: worker processes unavailable (%s: %s); validating in one process", table,
-                    type(exc).__name__, exc)
+        log.warning(
+            "%s: worker processes unavailable (%s: %s); validating in one process", table, type(exc).__name__, exc
+        )
         return here
     log.info(
         "%s: validating %d files (%d groups) in %d runs on %d processes",
-        table, sum(len(g) for g in groups), len(groups), len(runs), len(runs),
+        table,
+        sum(len(g) for g in groups),
+        len(groups),
+        len(runs),
+        len(runs),
     )
 
     def collect() -> tuple[SideMetrics, Outcomes]:

@@ -19,7 +19,14 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 from hdh_airflow.context import copy_options, destination, run_context, stores
 from hdh_airflow.errors import airflow_errors
 from hdh_migrate.audit.lifecycle import CUT_OVER, PLANNED
-from hdh_migrate.audit.signing import KEY_ENV
+from hdh_migrate.audit.signing import (
+    KEY_FILE_ENV,
+    SigningKey,
+    TrustedKeys,
+    load_signing_key,
+    parse_signing_key,
+    require_trusted,
+)
 from hdh_migrate.audit.state import StateStore, open_state
 from hdh_migrate.errors import ConfigError
 from hdh_migrate.runs import cutover
@@ -31,6 +38,9 @@ from hdh_migrate.runs.pair import StorePair
 from hdh_migrate.runs.recovery import recover
 
 log = logging.getLogger("hdh_migrate.airflow")
+#: the deployment's setting naming the signing key's Connection (the trigger Param may only repeat it)
+KEY_CONN_ENV = "HDH_MIGRATE_REPORT_KEY_CONN"
+DEFAULT_KEY_CONN = "hdh_report_key"
 
 
 def _state() -> StateStore:
@@ -49,22 +59,35 @@ def _destination(params: dict[str, Any], st: StateStore, dataset: str) -> Any:
         return destination(params, st.get(dataset).dest_url)
 
 
-def report_key(params: dict[str, Any]) -> bytes:
-    """The signing key: the password of the report key Connection, else $HDH_MIGRATE_REPORT_KEY (a secret
-    injected by the deployment). Fails the task (permanently) when neither exists: no unsigned report."""
-    conn_id = params.get("report_key_conn_id") or "hdh_report_key"
-    try:
-        password = BaseHook.get_connection(conn_id).password
-        if password:
-            return password.encode("utf-8")
-    except AirflowNotFoundException:
-        pass
-    if os.environ.get(KEY_ENV):
-        return os.environ[KEY_ENV].encode("utf-8")
-    raise AirflowFailException(
-        f"[report_key] no report signing key: create the Connection {conn_id!r} (type generic, the key in its "
-        f"password) or set {KEY_ENV} in the workers' environment; nothing was switched"
-    )
+def report_key(params: dict[str, Any]) -> SigningKey:
+    """The Ed25519 signing key, chosen by the deployment, never by whoever triggers: the password (PEM) of
+    the Connection named by $HDH_MIGRATE_REPORT_KEY_CONN (default ``hdh_report_key``, which may come from a
+    secrets backend), else $HDH_MIGRATE_REPORT_KEY_FILE (a read-only mount), else $HDH_MIGRATE_REPORT_KEY.
+    Refused if $HDH_MIGRATE_TRUSTED_KEYS pins keys and it is not one. Fails the task (permanently) when
+    there is none: no unsigned report, nothing switched."""
+    conn_id = os.environ.get(KEY_CONN_ENV) or DEFAULT_KEY_CONN
+    asked = params.get("report_key_conn_id")
+    if asked and asked != conn_id:
+        raise AirflowFailException(
+            f"[report_key] the Param report_key_conn_id asks for the Connection {asked!r}, but the deployment signs "
+            f"reports with {conn_id!r} ({KEY_CONN_ENV}): whoever triggers a cutover does not choose the key that "
+            f"signs its report; leave the Param at {conn_id!r}; nothing was switched"
+        )
+    with airflow_errors("loading the report signing key"):
+        try:
+            pem = BaseHook.get_connection(conn_id).password
+        except AirflowNotFoundException:
+            pem = None
+        key = parse_signing_key(pem, f"the Connection {conn_id!r}") if pem else load_signing_key()
+        if key is not None:
+            require_trusted(key, TrustedKeys.from_env())
+    if key is None:
+        raise AirflowFailException(
+            f"[report_key] no report signing key: create the Connection {conn_id!r} (type generic, the Ed25519 "
+            f"private key's PEM in its password) or mount it and set {KEY_FILE_ENV} in the workers' environment "
+            "(`hdh-migrate report keygen` makes one); nothing was switched"
+        )
+    return key
 
 
 # -- hdh_delta_sync -------------------------------------------------------------------------------------

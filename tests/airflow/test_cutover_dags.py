@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from hdh_migrate.audit.documents import read_routing
+from hdh_migrate.audit.signing import generate_key_pair
 from hdh_migrate.audit.state import open_state
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from tests.helpers import ROOT, close_state, migrate, payload, seed
+from tests.helpers import ROOT, close_state, migrate, payload, public_key_path, report_key_env, seed
 
 DAGS = ("hdh_delta_sync", "hdh_cutover", "hdh_rollback")
 pytestmark = pytest.mark.airflow
@@ -23,9 +24,10 @@ pytestmark = pytest.mark.airflow
 def state_db(airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     monkeypatch.setenv("HDH_MIGRATE_DB_URL", url)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_HDH_REPORT_KEY", json.dumps({"conn_type": "generic", "password": "dag-test-key-not-a-secret"})
-    )
+    # the deployment's setup: the private key in the Connection, the public key pinned
+    pem = report_key_env()["HDH_MIGRATE_REPORT_KEY"]
+    monkeypatch.setenv("AIRFLOW_CONN_HDH_REPORT_KEY", json.dumps({"conn_type": "generic", "password": pem}))
+    monkeypatch.setenv("HDH_MIGRATE_TRUSTED_KEYS", str(public_key_path()))
     yield url
     close_state(url)
 
@@ -134,6 +136,30 @@ def test_cutover_dag_refuses_with_the_reason_and_switches_nothing(
     refused = [r for r in st.ledger("pmsi") if r.kind == "cutover_refused"]
     assert len(refused) == 1 and "validation missing" in refused[0].payload["reasons"][0]
     assert [r.kind for r in st.ledger("pmsi")][-1] == "run_cutover"
+
+
+def test_the_trigger_does_not_choose_the_signing_key(
+    state_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The deployment names the key's Connection; a run asking for another one is refused before anything."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from hdh_airflow.cutover_tasks import report_key
+
+    assert report_key({"report_key_conn_id": "hdh_report_key"}).key_id.startswith("sha256:")
+    with pytest.raises(AirflowFailException, match="does not choose the key that signs its report"):
+        report_key({"report_key_conn_id": "my_own_key"})
+    # a key of the old kind in the Connection is refused with what to do
+    monkeypatch.setenv("AIRFLOW_CONN_HDH_REPORT_KEY", json.dumps({"conn_type": "generic", "password": "old-secret"}))
+    with pytest.raises(AirflowFailException, match=r"\[report_key\].*old kind \(HMAC\)"):
+        report_key({})
+    # a key the deployment does not pin is refused
+    pem = report_key_env()["HDH_MIGRATE_REPORT_KEY"]
+    monkeypatch.setenv("AIRFLOW_CONN_HDH_REPORT_KEY", json.dumps({"conn_type": "generic", "password": pem}))
+    pinned = tmp_path / "pinned.pem"
+    pinned.write_bytes(generate_key_pair()[1])
+    monkeypatch.setenv("HDH_MIGRATE_TRUSTED_KEYS", str(pinned))
+    with pytest.raises(AirflowFailException, match="not among the public keys this deployment trusts"):
+        report_key({})
 
 
 def test_the_cutover_dag_first_finishes_a_switch_that_died_half_way(

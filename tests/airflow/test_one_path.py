@@ -22,10 +22,10 @@ from hdh_migrate.audit.state import StateStore, open_state
 from hdh_migrate.dev.seed import seed_table
 from hdh_migrate.stores import AzureBlobStore, S3Store
 from hdh_migrate.validation.schema import get_table
-from tests.helpers import close_state, payload, run_cli
+from tests.helpers import close_state, payload, report_key_env, run_cli
 
 pytestmark = pytest.mark.airflow
-KEY = "one-path-key-not-a-secret"
+KEY = report_key_env()
 #: fields that name a run or its moment, never its outcome
 VOLATILE = {
     "run_id",
@@ -86,9 +86,7 @@ def _decisions(st: StateStore, dataset: str) -> dict[str, Any]:
 
 
 def _cli(*args: str, home: Path) -> Any:
-    return run_cli(
-        *args, env={"HDH_MIGRATE_HOME": str(home), "HDH_MIGRATE_REPORT_KEY": KEY, "HDH_MIGRATE_ACTOR": "cli"}
-    )
+    return run_cli(*args, env={"HDH_MIGRATE_HOME": str(home), "HDH_MIGRATE_ACTOR": "cli", **KEY})
 
 
 def _empty(bucket: S3Store, prefix: str) -> None:
@@ -138,7 +136,8 @@ def test_the_command_line_and_the_dags_decide_alike_and_leave_the_same_evidence(
     # -- the DAGs, on the same data, to the same (emptied) destination, with the same Params ----------------
     _empty(s3_bucket, "")
     monkeypatch.setenv("HDH_MIGRATE_DB_URL", dag_db)
-    monkeypatch.setenv("HDH_MIGRATE_REPORT_KEY", KEY)
+    for var, value in KEY.items():
+        monkeypatch.setenv(var, value)
     conf = cli_record["params"] | {"source_conn_id": "hdh_azure_source", "dest_conn_id": "hdh_s3_dest"}
     dr = dagbag.get_dag("hdh_migrate_dataset").test(run_conf=conf)
     assert dr.state == "success"
@@ -192,3 +191,11 @@ def test_the_command_line_and_the_dags_decide_alike_and_leave_the_same_evidence(
         doc["config"]["params"] = {k: v for k, v in doc["config"]["params"].items() if k not in conn_ids}
     assert _normalise(cli_doc, folders + report_folders) == _normalise(dag_doc, folders + report_folders)
     assert cli_doc["integrity"]["evidence_sha256"] == dag_doc["integrity"]["evidence_sha256"]
+    # both bundles carry the Data Docs GX built for both sides, and both check out with the public key alone
+    for local in (cli_cutover["report"]["local"], dag_report["local"]):
+        doc = json.loads(Path(local).read_text())
+        pages = doc["validation"][0]["data_docs_pages"]
+        assert doc["validation"][0]["data_docs_included"] and set(pages) == {"source", "destination"}
+        assert all((Path(local).parent / p).is_file() for p in pages.values())
+        r = run_cli("report", "verify", local, env={"HDH_MIGRATE_REPORT_KEY": ""})
+        assert r.returncode == 0, r.stderr

@@ -17,10 +17,11 @@ from hdh_migrate.audit.state import StateStore, open_state
 from hdh_migrate.errors import ExtraObjectsError
 from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from tests.helpers import gx_result, hdh, migrate, payload, run_cli, seed
+from tests.helpers import gx_result, hdh, migrate, payload, report_key_env, run_cli, seed
 
 pytestmark = pytest.mark.usefixtures("rig_env")
-KEY = {"HDH_MIGRATE_REPORT_KEY": "cutover-test-key-not-a-secret"}
+KEY = report_key_env()
+NO_KEY = {"HDH_MIGRATE_REPORT_KEY": "", "HDH_MIGRATE_REPORT_KEY_FILE": ""}
 
 
 @pytest.fixture
@@ -150,6 +151,6 @@ def test_a_changed_source_is_synced_and_reverified_before_the_switch(
 def test_refused_without_a_signing_key(migrated: tuple[str, StateStore], tmp_path: Path) -> None:
     url, st = migrated
     record_validation(st, "dcir", [gx_result("er_prs_f")], actor="bob", run_id="gx-1")
-    r = hdh("cutover", "dcir", "--db", url, "--work-dir", str(tmp_path / "c"), env={"HDH_MIGRATE_REPORT_KEY": ""})
+    r = hdh("cutover", "dcir", "--db", url, "--work-dir", str(tmp_path / "c"), env=NO_KEY)
     assert r.returncode == 1 and "no report signing key" in r.stderr
     assert st.get("dcir").state == "validated"

@@ -19,10 +19,11 @@ from hdh_migrate.runs.context import RunContext
 from hdh_migrate.runs.pair import open_pair
 from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.stores import AzureBlobStore, S3Store
-from tests.helpers import gx_result, hdh, migrate, seed
+from tests.helpers import gx_result, hdh, migrate, report_key_env, seed
 
 pytestmark = pytest.mark.usefixtures("rig_env")
-KEY = {"HDH_MIGRATE_REPORT_KEY": "recovery-test-key-not-a-secret"}
+KEY = report_key_env()
+NO_KEY = {"HDH_MIGRATE_REPORT_KEY": "", "HDH_MIGRATE_REPORT_KEY_FILE": ""}
 
 
 class Killed(BaseException):
@@ -143,7 +144,7 @@ def test_a_cutover_without_its_report_is_not_final_until_recovered(
     assert "report         MISSING: the cutover is not final" in r.stdout
     assert json.loads(hdh("status", "dcir", "--db", sqlite_url, "--json").stdout)["unfinished"]["report_pending"]
     assert "signed report is MISSING" in hdh("status", "--db", sqlite_url).stdout
-    r = hdh("recover", "dcir", "--db", sqlite_url, env={"HDH_MIGRATE_REPORT_KEY": ""})
+    r = hdh("recover", "dcir", "--db", sqlite_url, env=NO_KEY)
     assert r.returncode == 2 and "no signing key" in r.stderr
 
     r = hdh("recover", "dcir", "--db", sqlite_url, "--work-dir", str(tmp_path / "rec"), env=KEY)

@@ -285,7 +285,12 @@ def test_a_duplicate_key_across_files_is_caught(copied, fresh, group_bytes: int 
     _rewrite(dst, f"{PREFIX}/IR_BEN_R/part-00001.parquet", lambda t: pa.concat_tables([first.slice(0, 1), t.slice(1)]))
     src_url, dst_url = src.url(), dst.url()
     result = validate_table(
-        "IR_BEN_R", _suite("IR_BEN_R"), src_url, dst_url, data_docs_dir=None, raise_on_failure=False,
+        "IR_BEN_R",
+        _suite("IR_BEN_R"),
+        src_url,
+        dst_url,
+        data_docs_dir=None,
+        raise_on_failure=False,
         group_bytes=group_bytes,
     )
     failed = {
@@ -320,8 +325,10 @@ def test_small_files_share_batches(copied) -> None:
         assert a["row_count"] == b["row_count"] == ROWS["ER_PRS_F"]
         assert a["fingerprint"] == b["fingerprint"] and a["distinct"] == b["distinct"]
         for name, col in a["columns"].items():
-            assert (col["fingerprint"], col["null_count"]) == (b["columns"][name]["fingerprint"],
-                                                              b["columns"][name]["null_count"]), name
+            assert (col["fingerprint"], col["null_count"]) == (
+                b["columns"][name]["fingerprint"],
+                b["columns"][name]["null_count"],
+            ), name
     assert shared["success"] and shared["comparison"]["equal"]
 
 
@@ -338,15 +345,26 @@ def test_worker_processes_give_the_one_process_result(copied, fresh, tmp_path: P
     def changed(t: pa.Table) -> pa.Table:
         q = t["PRS_ACT_QTE"].to_pylist()
         q[_first_non_null(t, "PRS_ACT_QTE")] += 1
-        return t.set_column(t.schema.get_field_index("PRS_ACT_QTE"), t.schema.field("PRS_ACT_QTE"),
-                            pa.array(q, t.schema.field("PRS_ACT_QTE").type))
+        return t.set_column(
+            t.schema.get_field_index("PRS_ACT_QTE"),
+            t.schema.field("PRS_ACT_QTE"),
+            pa.array(q, t.schema.field("PRS_ACT_QTE").type),
+        )
 
     _rewrite(dst, f"{PREFIX}/ER_PRS_F/part-00000.parquet", changed)
     results = {}
     for jobs in (1, 2):
         # group_bytes=1: each (small) file a group of its own, so that two processes get one file each
-        r = validate_table("ER_PRS_F", _suite("ER_PRS_F"), src.url(), dst.url(), data_docs_dir=tmp_path / f"docs{jobs}",
-                           raise_on_failure=False, jobs=jobs, group_bytes=1)
+        r = validate_table(
+            "ER_PRS_F",
+            _suite("ER_PRS_F"),
+            src.url(),
+            dst.url(),
+            data_docs_dir=tmp_path / f"docs{jobs}",
+            raise_on_failure=False,
+            jobs=jobs,
+            group_bytes=1,
+        )
         assert Path(r["data_docs"]).exists()
         results[jobs] = {k: v for k, v in r.items() if k not in ("validated_at", "data_docs", "data_docs_pages")}
     assert results[2] == results[1]

@@ -11,17 +11,19 @@ from typing import Any
 import pytest
 
 from hdh_migrate.audit.documents import read_routing
-from hdh_migrate.audit.signing import verify_report
+from hdh_migrate.audit.signing import TrustedKeys, verify_report
 from hdh_migrate.runs import cutover
 from hdh_migrate.runs.clearance import KEPT_CHANGING, CutoverRefusedError, clearance
 from hdh_migrate.runs.cutover import run_cutover
 from hdh_migrate.runs.pipeline import MigrationRequest, run_migration
 from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.transfer.copier import CopyOptions
+from tests.helpers import public_key_path, signing_key
 
 from .conftest import World, blob
 
-KEY = b"unit-test-key-not-a-secret"
+KEY = signing_key()
+TRUSTED = TrustedKeys.from_paths([public_key_path()])
 OPTIONS = CopyOptions(workers=2, retries=0)
 
 
@@ -47,7 +49,7 @@ def test_refused_with_every_reason_and_a_signed_refusal_report(world: World) -> 
     report = ctx.work_dir / "report" / "report.json"
     doc = json.loads(report.read_text())
     assert doc["decision"]["outcome"] == "refused" and doc["decision"]["reasons"] == info.value.reasons
-    assert verify_report(report, KEY).ok
+    assert verify_report(report, trusted=TRUSTED).ok
     assert info.value.report.startswith("s3://sovereign/_hdh-audit/dcir/") and info.value.report.endswith(
         "/report.json"
     )

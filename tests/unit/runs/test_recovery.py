@@ -24,7 +24,7 @@ from hdh_migrate.runs.recording import record_validation
 from hdh_migrate.runs.recovery import pending, recover
 
 from .conftest import World
-from .test_cutover import KEY, migrate, passed
+from .test_cutover import KEY, TRUSTED, migrate, passed
 
 
 class Killed(BaseException):
@@ -153,7 +153,7 @@ def test_a_failed_report_upload_leaves_the_cutover_unfinal_until_recovered(world
     doc = json.loads(world.dest.read_document(report_key))
     assert doc["decision"]["outcome"] == "cut_over" and doc["decision"]["by"] == "carol"
     assert doc["decision"]["run_id"] == "cutover-1" and doc["checks"]["validate"]["run_id"] == "gx-1"
-    assert verify_report(out["report"]["local"], KEY).ok
+    assert verify_report(out["report"]["local"], trusted=TRUSTED).ok
     recovered = [r for r in world.state.ledger("dcir") if r.kind == "report_recovered"]
     assert len(recovered) == 1 and recovered[0].actor == "oscar" and recovered[0].payload["cutover_run"] == "cutover-1"
     assert recover(world.state, world.dest, world.ctx("rec2"), key=KEY)["report"] is None  # nothing owed now

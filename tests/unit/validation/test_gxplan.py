@@ -110,8 +110,16 @@ def _outcome(res: Any) -> list[tuple[Any, ...]]:
         result = r.result or {}
         raised = bool(r.exception_info and r.exception_info.get("raised_exception"))
         counts = tuple(result.get(k) for k in ("element_count", "unexpected_count", "missing_count"))
-        out.append((r.expectation_config.type, dict(r.expectation_config.kwargs).get("column"), r.success, counts,
-                    json.dumps(result.get("observed_value"), default=str), raised))
+        out.append(
+            (
+                r.expectation_config.type,
+                dict(r.expectation_config.kwargs).get("column"),
+                r.success,
+                counts,
+                json.dumps(result.get("observed_value"), default=str),
+                raised,
+            )
+        )
     return out
 
 
@@ -119,10 +127,14 @@ def _outcome(res: Any) -> list[tuple[Any, ...]]:
 def test_grouped_validation_gives_the_whole_frame_results_on_damaged_data(table: str) -> None:
     doc = _suite(table)
     batch = generate_rows(SF.table(table), 0, 3000, seed=5, universe=800, schemas=SF)
-    column = next(e["kwargs"]["column"] for e in doc["expectations"] if e["type"] == gxplan.BETWEEN
-                  and pa.types.is_integer(batch.schema.field(e["kwargs"]["column"]).type))
-    doc["expectations"].insert(0, {"type": gxplan.BETWEEN, "kwargs": {"column": column, "max_value": EXACT},
-                                   "meta": {"hdh_origin": "hand"}})
+    column = next(
+        e["kwargs"]["column"]
+        for e in doc["expectations"]
+        if e["type"] == gxplan.BETWEEN and pa.types.is_integer(batch.schema.field(e["kwargs"]["column"]).type)
+    )
+    doc["expectations"].insert(
+        0, {"type": gxplan.BETWEEN, "kwargs": {"column": column, "max_value": EXACT}, "meta": {"hdh_origin": "hand"}}
+    )
     damaged, used = _damage(batch, doc)
     grouped = GxRunner(table, doc, None)
     whole = GxRunner(table, doc, None, grouped=False)
@@ -133,8 +145,11 @@ def test_grouped_validation_gives_the_whole_frame_results_on_damaged_data(table:
         assert _outcome(g) == _outcome(w)
         assert g.success == w.success and g.statistics == w.statistics
     assert grouped.validate(batch).success  # the generated rows meet their model
-    failed = {(r.expectation_config.kwargs.get("column"), r.expectation_config.type)
-              for r in grouped.validate(damaged).results if not r.success}
+    failed = {
+        (r.expectation_config.kwargs.get("column"), r.expectation_config.type)
+        for r in grouped.validate(damaged).results
+        if not r.success
+    }
     # every damage shows as a failure of the suite on that column
     for col, what in used.items():
         if what == "NaN":
@@ -147,11 +162,15 @@ def test_grouped_validation_gives_the_whole_frame_results_on_damaged_data(table:
 def test_groups_hold_every_expectation_once_and_keep_whole_frame_ones_whole() -> None:
     doc = _suite("ER_PRS_F")
     exps = doc["expectations"] + [
-        {"type": "expect_column_values_to_not_be_null",
-         "kwargs": {"column": "PRS_ACT_QTE", "row_condition": "BEN_SEX_COD == 1"}},
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "PRS_ACT_QTE", "row_condition": "BEN_SEX_COD == 1"},
+        },
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
-        {"type": "expect_column_pair_values_to_be_equal",
-         "kwargs": {"column_A": "PRS_ACT_QTE", "column_B": "PRS_ACT_CFT"}},
+        {
+            "type": "expect_column_pair_values_to_be_equal",
+            "kwargs": {"column_A": "PRS_ACT_QTE", "column_B": "PRS_ACT_CFT"},
+        },
     ]
     # the suites' own table expectation reads column names only: its frame needs no rows
     plain = [g for g in gxplan.plan_groups(doc["expectations"]) if g.columns is None]
@@ -163,8 +182,11 @@ def test_groups_hold_every_expectation_once_and_keep_whole_frame_ones_whole() ->
     whole = [g for g in groups if g.columns is None]
     assert len(whole) == 1
     whole_types = {exps[p]["type"] for p in whole[0].positions}
-    assert whole_types == {"expect_table_columns_to_match_ordered_list", "expect_table_row_count_to_be_between",
-                           "expect_column_values_to_not_be_null"}  # the last one: its row_condition
+    assert whole_types == {
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_row_count_to_be_between",
+        "expect_column_values_to_not_be_null",
+    }  # the last one: its row_condition
     for g in groups:
         if g.columns is None:
             continue
@@ -191,16 +213,23 @@ def test_a_bound_beyond_2_53_is_checked_exactly() -> None:
     """GX holds min_value/max_value as doubles: 9999999999999999 (16 digits) becomes 1e16 and the 17-digit
     10**16 passes it. hdh-migrate recounts such checks exactly."""
     doc = _suite("ER_PRS_F")
-    kw = next(e["kwargs"] for e in doc["expectations"]
-              if e["type"] == gxplan.BETWEEN and e["kwargs"].get("column") == "IJR_EMP_NUM")
+    kw = next(
+        e["kwargs"]
+        for e in doc["expectations"]
+        if e["type"] == gxplan.BETWEEN and e["kwargs"].get("column") == "IJR_EMP_NUM"
+    )
     assert kw["max_value"] == 9999999999999999 and kw["min_value"] == -9999999999999999
     batch = generate_rows(SF.table("ER_PRS_F"), 0, 2000, seed=5, universe=800, schemas=SF)
     bad = _set(_set(_set(batch, "IJR_EMP_NUM", 0, 10**16), "IJR_EMP_NUM", 1, -(10**16)), "IJR_EMP_NUM", 2, None)
     ok_edge = _set(batch, "IJR_EMP_NUM", 0, 9999999999999999)  # on the bound: within it
 
     def between(res: Any) -> Any:
-        return next(r for r in res.results if r.expectation_config.type == gxplan.BETWEEN
-                    and r.expectation_config.kwargs.get("column") == "IJR_EMP_NUM")
+        return next(
+            r
+            for r in res.results
+            if r.expectation_config.type == gxplan.BETWEEN
+            and r.expectation_config.kwargs.get("column") == "IJR_EMP_NUM"
+        )
 
     for grouped in (True, False):
         runner = GxRunner("ER_PRS_F", doc, None, grouped=grouped)
