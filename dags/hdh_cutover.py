@@ -5,8 +5,10 @@
 name, or the REST API.
 
 **What it does**
-1. **Freeze check**: lists the source again. If anything changed since the last verification, it first
-   runs a **delta sync** (copy the changes, verify them), then lists again.
+1. **Freeze check**: first finishes what an earlier cutover or rollback of this dataset left half-done
+   (routing document back in line with the catalog, a missing signed report written; `docs/AUDIT.md` 4),
+   then lists the source again. If anything changed since the last verification, it first runs a
+   **delta sync** (copy the changes, verify them), then lists again.
 2. **Preflight**: the latest verification and (for tabular datasets) the latest Great Expectations
    validation must exist, have passed, and have been taken on the current source state. Otherwise the
    cutover is **refused**: the task fails with every reason, the refusal is recorded in the audit ledger,
@@ -115,7 +117,8 @@ def _started(ctx: dict) -> datetime:
 # -- the tasks: each one call of hdh_airflow.cutover_tasks (the steps `hdh-migrate cutover` runs) ------------
 @task(
     task_display_name="Freeze check",
-    doc_md="Lists the source again and compares its fingerprint with the state the last verification saw.",
+    doc_md="Finishes what an earlier cutover or rollback left half-done (the recovery pass), then lists the "
+    "source again and compares its fingerprint with the state the last verification saw.",
 )
 def freeze_check() -> dict:
     from hdh_airflow import cutover_tasks as body
