@@ -92,13 +92,13 @@ def test_anchors_at_the_destination_catch_a_rebuilt_chain(
 
 
 def test_a_switch_that_died_after_its_document_is_shown_and_recovered(
-    sqlite_url: str,
+    state_url: str,
     azure_container: AzureBlobStore,
     s3_bucket: S3Store,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    st = _ready(sqlite_url, azure_container, s3_bucket, tmp_path)
+    st = _ready(state_url, azure_container, s3_bucket, tmp_path)
     pair = open_pair(st.get("dcir").source_url, st.get("dcir").dest_url)
     ctx = RunContext(tmp_path / "c", "cutover-1", "carol", "dcir")
     real = documents.publish_routing
@@ -115,18 +115,18 @@ def test_a_switch_that_died_after_its_document_is_shown_and_recovered(
             cutover.switch(st, pair.dest, ctx, freezes, synced=False)
     assert read_routing(s3_bucket, "dcir")["authoritative"] == "s3" and st.get("dcir").authoritative == "azure"
 
-    r = hdh("status", "dcir", "--db", sqlite_url)
+    r = hdh("status", "dcir", "--db", state_url)
     assert "a cut_over by run cutover-1" in r.stdout and "did not commit" in r.stdout
-    assert "switch or rollback did not finish" in hdh("status", "--db", sqlite_url).stdout
-    r = hdh("recover", "dcir", "--db", sqlite_url, "--actor", "oscar", env=KEY)
+    assert "switch or rollback did not finish" in hdh("status", "--db", state_url).stdout
+    r = hdh("recover", "dcir", "--db", state_url, "--actor", "oscar", env=KEY)
     assert r.returncode == 0, r.stderr
     assert "the cut_over of run cutover-1 never committed" in r.stdout and "(azure is authoritative)" in r.stdout
     _agree(st, s3_bucket)
-    assert "did not commit" not in hdh("status", "dcir", "--db", sqlite_url).stdout
-    r = hdh("cutover", "dcir", "--db", sqlite_url, "--work-dir", str(tmp_path / "c2"), env=KEY)
+    assert "did not commit" not in hdh("status", "dcir", "--db", state_url).stdout
+    r = hdh("cutover", "dcir", "--db", state_url, "--work-dir", str(tmp_path / "c2"), env=KEY)
     assert r.returncode == 0, r.stderr
     _agree(st, s3_bucket)
-    assert hdh("audit", "verify", "--db", sqlite_url).returncode == 0
+    assert hdh("audit", "verify", "--db", state_url).returncode == 0
 
 
 def test_a_cutover_without_its_report_is_not_final_until_recovered(
